@@ -1,0 +1,44 @@
+# One command to set up and run the main job (`make demo`), one to set up and pass the tests (`make test`).
+# Both create or refresh the virtual environment first; it is rebuilt whenever pyproject.toml or
+# constraints.txt change.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.nodeprune-installed
+EXTRAS ?= dev,data,plot,docs
+
+.PHONY: venv demo test lint typecheck unit docs bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=23.2" -c constraints.txt
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	$(PY) -c "import torch, torchvision, zennit, torch_pruning, nodeprune; print('environment ready: torch', torch.__version__)"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+unit: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests examples benchmarks
+	$(PY) -m ruff format --check src tests examples benchmarks
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+test: lint typecheck unit
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_masker.py
+
+clean:
+	rm -rf $(VENV) build dist site .pytest_cache .mypy_cache .ruff_cache results

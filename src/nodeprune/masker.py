@@ -1,0 +1,548 @@
+"""The Masker: the masks of one model, their application, their file format and compaction.
+
+The Masker is the only part of nodeprune that registers hooks on a model or calls torch-pruning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from ._discovery import ConsumerSlice, NodeLayer, Plan, build_graph, copy_model, discover
+from ._guard import preserved_mode, weight_of
+
+__all__ = ["CompactionError", "MaskSummary", "Masker", "NodeLayer"]
+
+MASK_FILE_FORMAT = "nodeprune.masks"
+MASK_FILE_VERSION = 1
+
+Nodes = int | Sequence[int] | torch.Tensor | Iterable[int]
+
+
+class CompactionError(RuntimeError):
+    """Raised when the masked model cannot be turned into a physically smaller one."""
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """Kept and total nodes of one layer."""
+
+    name: str
+    kept: int
+    size: int
+
+
+@dataclass(frozen=True)
+class MaskSummary:
+    """What the masks remove: per-layer node counts, parameters and MACs before and after compaction.
+
+    ``params_after`` and ``macs_after`` are None when the model cannot be compacted. MACs are those of one
+    forward pass on the Masker's ``example_inputs``, counted by torch-pruning.
+    """
+
+    layers: tuple[LayerSummary, ...]
+    params_before: int
+    macs_before: int
+    params_after: int | None
+    macs_after: int | None
+
+    def __str__(self) -> str:
+        width = max([len("layer")] + [len(row.name) for row in self.layers])
+        lines = [f"{'layer':<{width}}  {'kept':>6}  {'total':>6}"]
+        lines += [f"{row.name:<{width}}  {row.kept:>6}  {row.size:>6}" for row in self.layers]
+
+        def after(value: int | None) -> str:
+            return "n/a (not compactable)" if value is None else f"{value:,}"
+
+        lines.append(f"params: {self.params_before:,} -> {after(self.params_after)}")
+        lines.append(f"MACs:   {self.macs_before:,} -> {after(self.macs_after)}")
+        return "\n".join(lines)
+
+
+def _as_inputs(example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    if isinstance(example_inputs, (tuple, list)) and all(isinstance(x, torch.Tensor) for x in example_inputs):
+        return tuple(example_inputs)
+    raise TypeError(
+        "example_inputs must be a tensor or a tuple of tensors (the positional arguments of the model's "
+        f"forward); got {type(example_inputs).__name__}"
+    )
+
+
+class Masker:
+    """Own the node masks of one model; apply them, save them, and compact the model.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model. It is never modified: masks act through hooks that exist only inside
+        :meth:`applied` or between :meth:`attach` and :meth:`detach`.
+    example_inputs : Tensor or tuple of Tensor
+        Inputs the model's forward accepts (a batch of one is enough). Used to find the layers in forward
+        order, to trace the channel dependencies with torch-pruning, and to count MACs.
+    layers : list of str, default=None
+        Module names to treat as layers. None means every Conv1d/2d/3d and Linear module that the forward
+        calls, except the output layer (the last one called).
+    exclude : list of str, default=None
+        Module names to leave out of the layers.
+
+    Attributes
+    ----------
+    layers : list of NodeLayer
+        The layers in forward order. Channels coupled by residual additions form one layer, named after its
+        first module in forward order; the other modules' names are accepted as aliases.
+    traced : bool
+        Whether torch-pruning traced the model. If not, masks act on each layer's own output and
+        :meth:`compact` raises :class:`CompactionError`; ``trace_error`` gives the cause.
+
+    Notes
+    -----
+    A mask is applied by zeroing the inputs of the modules that consume the removed nodes (the next Conv or
+    Linear, the input columns of a Linear after a Flatten, every consumer of a residual stream). This is
+    exactly what physical removal does to those consumers, so the masked model's output equals the
+    compacted model's output for any activation function, BatchNorm, pooling and residual connection.
+
+    Examples
+    --------
+    >>> import torch, nodeprune as npr
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> masker = npr.Masker(model, torch.randn(1, 4))
+    >>> [layer.name for layer in masker.layers]
+    ['0']
+    >>> masker.remove("0", [1, 5])
+    >>> small = masker.compact()
+    >>> small[0].out_features
+    6
+    >>> x = torch.randn(2, 4)
+    >>> with masker.applied():
+    ...     torch.allclose(model(x), small(x), atol=1e-6)
+    True
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        example_inputs: torch.Tensor | Sequence[torch.Tensor],
+        *,
+        layers: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        self.model = model
+        self.example_inputs = _as_inputs(example_inputs)
+        plan: Plan = discover(model, self.example_inputs, layers, exclude)
+        if not plan.layers:
+            raise ValueError("no layer left to mask: every candidate Conv/Linear module was excluded")
+        self._plan = plan
+        self.layers: list[NodeLayer] = list(plan.layers)
+        self.output_layer: str = plan.output_layer
+        self.traced: bool = plan.traced
+        self.trace_error: str | None = plan.trace_error
+        inexact = [layer for layer in self.layers if not layer.exact]
+        if inexact:
+            warnings.warn(
+                "masks of these layers are not guaranteed to equal physical removal, and compact() will refuse "
+                "them: " + "; ".join(f"{layer.name!r}: {layer.note}" for layer in inexact),
+                UserWarning,
+                stacklevel=2,
+            )
+        self._by_name = {layer.name: layer for layer in self.layers}
+        self._masks = {layer.name: torch.ones(layer.size, dtype=torch.bool) for layer in self.layers}
+        self._version = 0
+        self._cache: dict[str, tuple[int, torch.dtype, torch.device, torch.Tensor | None]] = {}
+        self._attached: list[RemovableHandle] = []
+        # consumer module name -> [(layer, slice)], built once
+        self._consumer_slices: dict[str, list[tuple[NodeLayer, ConsumerSlice]]] = {}
+        for layer in self.layers:
+            for piece in plan.consumers.get(layer.name, []):
+                self._consumer_slices.setdefault(piece.module, []).append((layer, piece))
+
+    # ------------------------------------------------------------------ names and validation
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{layer.name}: {self.kept(layer.name)}/{layer.size}" for layer in self.layers)
+        return f"Masker({type(self.model).__name__}, layers={{{sizes}}})"
+
+    def layer(self, name: str) -> NodeLayer:
+        """The layer called ``name`` (or a module coupled to it); a clear error for an unknown name."""
+        if not isinstance(name, str):
+            raise TypeError(f"a layer is named by a string; got {type(name).__name__}")
+        key = self._plan.aliases.get(name, name)
+        if key not in self._by_name:
+            hint = ""
+            if name == self.output_layer:
+                hint = f" ({name!r} is the output layer)"
+            elif name in self._plan.skipped:
+                hint = f" ({name!r} is not a layer: {self._plan.skipped[name]})"
+            raise ValueError(f"unknown layer {name!r}{hint}; valid layers: {list(self._by_name)}")
+        return self._by_name[key]
+
+    def _nodes(self, layer: NodeLayer, nodes: Nodes, *, duplicates: bool = True) -> torch.Tensor:
+        """Validate node indices of ``layer``; return them as a 1-D LongTensor (unique, in given order).
+
+        With ``duplicates=False`` a repeated index is an error instead of being dropped.
+        """
+        if isinstance(nodes, torch.Tensor):
+            if nodes.dtype == torch.bool:
+                raise TypeError("nodes must be integer indices, not a boolean mask; use set_mask for a mask")
+            if nodes.is_floating_point() or nodes.is_complex():
+                raise TypeError(f"node indices must be integers; got a {nodes.dtype} tensor")
+            values = nodes.reshape(-1).tolist()
+        elif isinstance(nodes, (bool, float)):
+            raise TypeError(f"node indices must be integers; got {nodes!r}")
+        elif isinstance(nodes, int):
+            values = [nodes]
+        else:
+            values = list(nodes)
+        for value in values:
+            if isinstance(value, bool) or (not isinstance(value, int) and not hasattr(value, "__index__")):
+                raise TypeError(f"node indices of layer {layer.name!r} must be integers; got {value!r}")
+        values = [int(v) for v in values]
+        invalid = [v for v in values if not 0 <= v < layer.size]
+        if invalid:
+            raise ValueError(
+                f"All node indices of layer {layer.name!r} must fall in [0, {layer.size}). Invalid indices: {invalid}"
+            )
+        unique = list(dict.fromkeys(values))
+        if not duplicates and len(unique) != len(values):
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            raise ValueError(f"node indices of layer {layer.name!r} are repeated: {repeated}")
+        return torch.tensor(unique, dtype=torch.long)
+
+    # ------------------------------------------------------------------ masks
+    def mask(self, layer: str) -> torch.Tensor:
+        """A copy of the layer's mask: a BoolTensor of length ``size``, True = kept."""
+        return self._masks[self.layer(layer).name].clone()
+
+    def masks(self) -> dict[str, torch.Tensor]:
+        """Copies of all masks, by layer name."""
+        return {name: mask.clone() for name, mask in self._masks.items()}
+
+    def kept(self, layer: str) -> int:
+        """Number of kept nodes of the layer."""
+        return int(self._masks[self.layer(layer).name].sum())
+
+    def removed(self, layer: str) -> list[int]:
+        """Indices of the removed nodes of the layer, ascending."""
+        return torch.nonzero(~self._masks[self.layer(layer).name]).reshape(-1).tolist()
+
+    def remove(self, layer: str, nodes: Nodes) -> None:
+        """Remove nodes (already removed ones are left as they are).
+
+        Raises ValueError, and changes nothing, for an unknown layer, an index outside ``[0, size)`` or a
+        removal that would leave the layer without nodes.
+        """
+        target = self.layer(layer)
+        index = self._nodes(target, nodes)
+        new = self._masks[target.name].clone()
+        new[index] = False
+        if not bool(new.any()):
+            raise ValueError(
+                f"removing nodes {index.tolist()} would remove every node of layer {target.name!r} "
+                f"({target.size} nodes); at least one must be kept"
+            )
+        self._set(target.name, new)
+
+    def restore(self, layer: str, nodes: Nodes) -> None:
+        """Bring removed nodes back (kept ones are left as they are)."""
+        target = self.layer(layer)
+        index = self._nodes(target, nodes)
+        new = self._masks[target.name].clone()
+        new[index] = True
+        self._set(target.name, new)
+
+    def set_mask(self, layer: str, mask: torch.Tensor) -> None:
+        """Replace the layer's mask by a BoolTensor of length ``size`` (True = kept)."""
+        target = self.layer(layer)
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+            raise TypeError(
+                f"the mask of layer {target.name!r} must be a BoolTensor; got {type(mask).__name__}"
+                + (f" of {mask.dtype}" if isinstance(mask, torch.Tensor) else "")
+            )
+        if tuple(mask.shape) != (target.size,):
+            raise ValueError(
+                f"the mask of layer {target.name!r} must have shape ({target.size},); got {tuple(mask.shape)}"
+            )
+        if not bool(mask.any()):
+            raise ValueError(f"the mask would remove every node of layer {target.name!r}; keep at least one")
+        self._set(target.name, mask.detach().to("cpu").clone())
+
+    def reset(self) -> None:
+        """Keep every node again."""
+        for layer in self.layers:
+            self._set(layer.name, torch.ones(layer.size, dtype=torch.bool))
+
+    def _set(self, name: str, mask: torch.Tensor) -> None:
+        if not torch.equal(self._masks[name], mask):
+            self._masks[name] = mask
+            self._version += 1
+
+    # ------------------------------------------------------------------ application
+    def _input_mask(self, consumer: str) -> torch.Tensor | None:
+        """The boolean mask of a consumer's input features, or None when all of them are kept."""
+        result: torch.Tensor | None = None
+        for layer, piece in self._consumer_slices[consumer]:
+            channel_mask = layer.channel_mask(self._masks[layer.name])
+            if bool(channel_mask.all()):
+                continue
+            if result is None:
+                result = torch.ones(_input_features(self._module(consumer)), dtype=torch.bool)
+            result[piece.features] = channel_mask[piece.channels]
+        return result
+
+    def _output_mask(self, layer: NodeLayer) -> torch.Tensor | None:
+        """The boolean mask of a layer's own output channels, or None when all of them are kept."""
+        mask = self._masks[layer.name]
+        return None if bool(mask.all()) else layer.channel_mask(mask)
+
+    def _multiplier(
+        self, key: str, build: Callable[[], torch.Tensor | None], shape: tuple[int, ...], like: torch.Tensor
+    ) -> torch.Tensor | None:
+        """``build()`` as a multiplier of ``like``'s dtype and device, reshaped to ``shape``; cached per mask version.
+
+        This runs in every masked forward, so the common case is one dict lookup and three comparisons.
+        """
+        entry = self._cache.get(key)
+        if entry is None or entry[0] != self._version or entry[1] is not like.dtype or entry[2] != like.device:
+            mask = build()
+            if mask is not None:
+                mask = mask.to(device=like.device, dtype=like.dtype).reshape(shape)
+            entry = (self._version, like.dtype, like.device, mask)
+            self._cache[key] = entry
+        return entry[3]
+
+    def _module(self, name: str) -> nn.Module:
+        return self.model.get_submodule(name)
+
+    def _register(self) -> list[RemovableHandle]:
+        handles: list[RemovableHandle] = []
+        try:
+            for consumer in self._consumer_slices:
+                module = self._module(consumer)
+                handles.append(module.register_forward_pre_hook(self._make_pre_hook(consumer, module)))
+            for layer in self.layers:
+                if not self._plan.consumers.get(layer.name):
+                    handles.append(layer.module.register_forward_hook(self._make_output_hook(layer)))
+        except BaseException:
+            for handle in handles:
+                handle.remove()
+            raise
+        return handles
+
+    def _make_pre_hook(self, consumer: str, module: nn.Module) -> Callable[..., tuple[Any, ...] | None]:
+        shape = _feature_shape(module)
+        key = "in:" + consumer
+
+        def build() -> torch.Tensor | None:
+            return self._input_mask(consumer)
+
+        def hook(_module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+            x = args[0]
+            mask = self._multiplier(key, build, shape, x)
+            if mask is None:
+                return None
+            return (x * mask,) if len(args) == 1 else (x * mask, *args[1:])
+
+        return hook
+
+    def _make_output_hook(self, layer: NodeLayer) -> Callable[..., torch.Tensor | None]:
+        shape = _feature_shape(layer.module)
+        key = "out:" + layer.name
+
+        def build() -> torch.Tensor | None:
+            return self._output_mask(layer)
+
+        def hook(_module: nn.Module, _args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor | None:
+            mask = self._multiplier(key, build, shape, output)
+            return None if mask is None else output * mask
+
+        return hook
+
+    @contextmanager
+    def applied(self) -> Iterator[nn.Module]:
+        """Apply the masks inside a ``with`` block; the model is untouched afterwards.
+
+        Masks changed inside the block take effect at the next forward. Yields the model.
+        """
+        if self._attached:
+            yield self.model
+            return
+        handles = self._register()
+        try:
+            yield self.model
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    @property
+    def attached(self) -> bool:
+        """Whether the masks are applied persistently (between :meth:`attach` and :meth:`detach`)."""
+        return bool(self._attached)
+
+    def attach(self) -> None:
+        """Apply the masks persistently, e.g. while fine-tuning; calling it twice is harmless."""
+        if not self._attached:
+            self._attached = self._register()
+
+    def detach(self) -> None:
+        """Undo :meth:`attach`; calling it when not attached is harmless."""
+        handles, self._attached = self._attached, []
+        for handle in handles:
+            handle.remove()
+
+    # ------------------------------------------------------------------ files
+    def _fingerprint(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": layer.name,
+                "type": type(layer.module).__name__,
+                "size": layer.size,
+                "channels": layer.channels,
+                "weight_shape": list(weight_of(layer.module).shape),
+            }
+            for layer in self.layers
+        ]
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the masks to a JSON file (written atomically), with a fingerprint of the model's layers."""
+        document = {
+            "format": MASK_FILE_FORMAT,
+            "version": MASK_FILE_VERSION,
+            "layers": self._fingerprint(),
+            "removed": {layer.name: self.removed(layer.name) for layer in self.layers},
+        }
+        write_atomically(Path(path), json.dumps(document, indent=1))
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Read masks written by :meth:`save`; a file made for another model is refused and nothing changes."""
+        try:
+            document = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not a nodeprune mask file: {error}") from error
+        if not isinstance(document, dict) or document.get("format") != MASK_FILE_FORMAT:
+            raise ValueError(f"{path} is not a nodeprune mask file (no format {MASK_FILE_FORMAT!r})")
+        if document.get("version") != MASK_FILE_VERSION:
+            raise ValueError(f"{path} has mask file version {document.get('version')}; this nodeprune reads 1")
+        theirs, ours = document.get("layers"), self._fingerprint()
+        if theirs != ours:
+            raise ValueError(f"{path} was made for another model: {_first_difference(theirs, ours)}")
+        new: dict[str, torch.Tensor] = {}
+        for layer in self.layers:
+            removed = document["removed"].get(layer.name, [])
+            mask = torch.ones(layer.size, dtype=torch.bool)
+            mask[self._nodes(layer, removed)] = False
+            if not bool(mask.any()):
+                raise ValueError(f"{path} removes every node of layer {layer.name!r}")
+            new[layer.name] = mask
+        for name, mask in new.items():
+            self._set(name, mask)
+
+    # ------------------------------------------------------------------ compaction
+    def compact(self) -> nn.Module:
+        """A new, physically smaller copy of the model with the removed nodes deleted (torch-pruning).
+
+        Every coupled parameter goes with a node: BatchNorm channels, the consumers' input columns (the
+        ``C·H·W`` columns of a Linear after a Flatten), residual-coupled channels. The original model is
+        untouched. The copy keeps the original's train/eval flags and ``requires_grad`` flags.
+
+        Raises
+        ------
+        CompactionError
+            If torch-pruning could not trace the model, or a layer with removed nodes is not exact.
+        """
+        if not self.traced:
+            raise CompactionError(
+                "compact() needs torch-pruning's dependency graph, which could not be built for this model: "
+                f"{self.trace_error}. Masks still work (on each layer's output) inside applied()."
+            )
+        inexact = [layer for layer in self.layers if not layer.exact and not bool(self._masks[layer.name].all())]
+        if inexact:
+            raise CompactionError(
+                "cannot compact: " + "; ".join(f"layer {layer.name!r}: {layer.note}" for layer in inexact)
+            )
+        shadow = copy_model(self.model)
+        grads = {name: p.requires_grad for name, p in shadow.named_parameters()}
+        with preserved_mode(shadow):
+            graph = build_graph(shadow, self.example_inputs)
+            modules = dict(shadow.named_modules())
+            for layer in self.layers:
+                gone = torch.nonzero(~self._masks[layer.name]).reshape(-1)
+                if gone.numel() == 0:
+                    continue
+                module = modules[layer.name]
+                channels = sorted(layer.node_channels(gone).tolist())
+                pruner = graph.get_pruner_of_module(module)
+                group = graph.get_pruning_group(module, pruner.prune_out_channels, channels)
+                group.prune()
+        for name, p in shadow.named_parameters():
+            p.requires_grad_(grads.get(name, True))
+        return shadow
+
+    def summary(self) -> MaskSummary:
+        """Kept/total nodes per layer, and parameters and MACs before and after compaction."""
+        macs_before, params_before = _count(self.model, self.example_inputs)
+        params_after = macs_after = None
+        with contextlib.suppress(CompactionError):
+            macs_after, params_after = _count(self.compact(), self.example_inputs)
+        rows = tuple(LayerSummary(layer.name, self.kept(layer.name), layer.size) for layer in self.layers)
+        return MaskSummary(rows, params_before, macs_before, params_after, macs_after)
+
+
+def _count(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[int, int]:
+    """(MACs, params) of one forward on ``inputs``; torch-pruning counts on its own deep copy."""
+    macs, params = tp.utils.count_ops_and_params(model, inputs)
+    return int(macs), int(params)
+
+
+def _feature_shape(module: nn.Module) -> tuple[int, ...]:
+    """Shape that broadcasts a feature mask over the module's input or output: (C, 1, …) for a Conv."""
+    return (-1,) + (1,) * (weight_of(module).dim() - 2)
+
+
+def _input_features(module: nn.Module) -> int:
+    if isinstance(module, nn.Linear):
+        return int(module.in_features)
+    return int(module.in_channels)  # type: ignore[arg-type]
+
+
+def _first_difference(theirs: Any, ours: list[dict[str, Any]]) -> str:
+    if not isinstance(theirs, list):
+        return "the file has no layer list"
+    their_names = [entry.get("name") for entry in theirs if isinstance(entry, dict)]
+    our_names = [entry["name"] for entry in ours]
+    if their_names != our_names:
+        return f"its layers are {their_names}, this model's are {our_names}"
+    for entry, mine in zip(theirs, ours, strict=True):
+        for key in mine:
+            if entry.get(key) != mine[key]:
+                return f"layer {mine['name']!r} has {key} {entry.get(key)} there and {mine[key]} here"
+    return "the layer descriptions differ"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees either the old or the new file, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

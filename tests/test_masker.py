@@ -1,0 +1,342 @@
+"""The Masker: layer discovery, masks, application, files, compaction and summary."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import nodeprune as npr
+from conftest import SmallCNN, Snapshot, make_mlp
+from nodeprune.masker import CompactionError
+
+
+# ---------------------------------------------------------------- discovery
+def test_every_conv_and_linear_except_the_output_layer_is_a_layer(cnn) -> None:
+    masker = npr.Masker(cnn, torch.randn(1, 1, 8, 8))
+    assert [layer.name for layer in masker.layers] == ["features.0", "features.4", "fc"]
+    assert [layer.size for layer in masker.layers] == [4, 6, 8]
+    assert masker.output_layer == "out"
+    assert all(layer.exact for layer in masker.layers)
+    assert masker.layers[0].module is cnn.features[0]
+
+
+def test_layers_are_in_forward_order_not_definition_order() -> None:
+    class Backwards(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.late = nn.Linear(5, 3)
+            self.early = nn.Linear(4, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.late(torch.relu(self.early(x)))
+
+    masker = npr.Masker(Backwards(), torch.randn(1, 4))
+    assert [layer.name for layer in masker.layers] == ["early"]
+    assert masker.output_layer == "late"
+
+
+def test_layers_and_exclude_choose_the_layers(mlp) -> None:
+    assert [layer.name for layer in npr.Masker(mlp, torch.randn(1, 6), layers=["fc2"]).layers] == ["fc2"]
+    assert [layer.name for layer in npr.Masker(mlp, torch.randn(1, 6), exclude=["fc1"]).layers] == ["fc2"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"layers": ["fc9"]}, ValueError, "names 'fc9', which is not a module"),
+        ({"layers": ["act1"]}, ValueError, "'act1' is a ReLU"),
+        ({"layers": ["out"]}, ValueError, "'out' is the model's output layer"),
+        ({"exclude": ["nope"]}, ValueError, "names 'nope'"),
+        ({"layers": "fc1"}, TypeError, "list of module names"),
+        ({"exclude": ["fc1", "fc2"]}, ValueError, "no layer left"),
+    ],
+)
+def test_bad_layer_choices_are_refused(mlp, kwargs, error, message) -> None:
+    snapshot = Snapshot.of(mlp)
+    with pytest.raises(error, match=message):
+        npr.Masker(mlp, torch.randn(1, 6), **kwargs)
+    snapshot.assert_same(mlp)
+
+
+def test_a_model_that_cannot_run_on_the_example_inputs_gets_a_clear_error(mlp) -> None:
+    with pytest.raises(ValueError, match="could not run on example_inputs"):
+        npr.Masker(mlp, torch.randn(1, 5))
+    with pytest.raises(TypeError, match="example_inputs must be a tensor"):
+        npr.Masker(mlp, [1, 2, 3])  # type: ignore[arg-type]
+
+
+def test_a_model_with_only_an_output_layer_has_no_layers() -> None:
+    with pytest.raises(ValueError, match="no hidden Conv/Linear layer"):
+        npr.Masker(nn.Sequential(nn.Linear(3, 2)), torch.randn(1, 3))
+
+
+# ---------------------------------------------------------------- masks
+def test_remove_restore_mask_and_kept(mlp) -> None:
+    masker = npr.Masker(mlp, torch.randn(1, 6))
+    assert masker.mask("fc1").dtype == torch.bool and bool(masker.mask("fc1").all())
+    masker.remove("fc1", [3, 7])
+    masker.remove("fc1", torch.tensor([7, 1]))
+    assert masker.removed("fc1") == [1, 3, 7]
+    assert masker.kept("fc1") == 7
+    masker.restore("fc1", [3])
+    assert masker.removed("fc1") == [1, 7]
+    mask = masker.mask("fc1")
+    mask[:] = False  # a copy: changing it changes nothing
+    assert masker.kept("fc1") == 8
+    masker.reset()
+    assert masker.removed("fc1") == []
+
+
+def test_set_mask_replaces_a_mask(mlp) -> None:
+    masker = npr.Masker(mlp, torch.randn(1, 6))
+    new = torch.ones(8, dtype=torch.bool)
+    new[[0, 2]] = False
+    masker.set_mask("fc2", new)
+    assert masker.removed("fc2") == [0, 2]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda m: m.remove("fc3", [0]), ValueError, r"unknown layer 'fc3'; valid layers: \['fc1', 'fc2'\]"),
+        (lambda m: m.remove("out", [0]), ValueError, "'out' is the output layer"),
+        (lambda m: m.remove("fc1", [10]), ValueError, r"must fall in \[0, 10\). Invalid indices: \[10\]"),
+        (lambda m: m.remove("fc1", [-1]), ValueError, r"Invalid indices: \[-1\]"),
+        (lambda m: m.remove("fc1", range(10)), ValueError, "would remove every node of layer 'fc1'"),
+        (lambda m: m.remove("fc1", [1.5]), TypeError, "must be integers"),
+        (lambda m: m.remove("fc1", torch.ones(10, dtype=torch.bool)), TypeError, "not a boolean mask"),
+        (
+            lambda m: m.set_mask("fc1", torch.ones(9, dtype=torch.bool)),
+            ValueError,
+            r"shape \(10,\); got \(9,\)",
+        ),
+        (lambda m: m.set_mask("fc1", torch.ones(10)), TypeError, "BoolTensor"),
+        (lambda m: m.set_mask("fc1", torch.zeros(10, dtype=torch.bool)), ValueError, "every node"),
+        (lambda m: m.mask(3), TypeError, "named by a string"),
+    ],
+)
+def test_bad_mask_input_gets_a_clear_error_and_changes_nothing(mlp, call, error, message) -> None:
+    masker = npr.Masker(mlp, torch.randn(1, 6))
+    masker.remove("fc1", [2])
+    before = masker.masks()
+    snapshot = Snapshot.of(mlp)
+    with pytest.raises(error, match=message):
+        call(masker)
+    assert all(torch.equal(before[k], v) for k, v in masker.masks().items())
+    snapshot.assert_same(mlp)
+
+
+# ---------------------------------------------------------------- application
+def test_applied_masks_only_inside_the_block(mlp) -> None:
+    masker = npr.Masker(mlp, torch.randn(1, 6))
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        plain = mlp(x)
+        masker.remove("fc2", [0, 1, 2])
+        with masker.applied() as model:
+            assert model is mlp
+            masked = mlp(x)
+            masker.restore("fc2", [0, 1, 2])  # a change inside the block acts at the next forward
+            restored = mlp(x)
+        after = mlp(x)
+    assert not torch.allclose(plain, masked)
+    assert torch.equal(plain, restored) and torch.equal(plain, after)
+
+
+def test_applied_without_removals_leaves_outputs_identical(cnn) -> None:
+    masker = npr.Masker(cnn, torch.randn(1, 1, 8, 8))
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad(), masker.applied():
+        assert torch.equal(cnn(x), SmallCNN.forward(cnn, x))
+
+
+def test_attach_persists_until_detach_and_is_idempotent(mlp) -> None:
+    masker = npr.Masker(mlp, torch.randn(1, 6))
+    snapshot = Snapshot.of(mlp)
+    masker.remove("fc1", [0])
+    x = torch.randn(4, 6)
+    with torch.no_grad(), masker.applied():
+        masked = mlp(x)
+    masker.attach()
+    masker.attach()
+    assert masker.attached
+    with torch.no_grad():
+        assert torch.equal(mlp(x), masked)
+        with masker.applied():  # nested application does not mask twice or remove the attached hooks
+            assert torch.equal(mlp(x), masked)
+        assert torch.equal(mlp(x), masked)
+    masker.detach()
+    masker.detach()
+    assert not masker.attached
+    snapshot.assert_same(mlp)
+
+
+def test_fine_tuning_under_attach_keeps_removed_nodes_removed(mlp, classification_data) -> None:
+    """Gradients flow through the kept nodes; the removed ones stay removed and compact still matches."""
+    masker = npr.Masker(mlp, torch.randn(1, 6))
+    masker.remove("fc1", [1, 4])
+    masker.attach()
+    try:
+        optimizer = torch.optim.SGD(mlp.parameters(), lr=0.1)
+        for _ in range(3):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(mlp(classification_data[0]), classification_data[1]).backward()
+            assert mlp.fc2.weight.grad[:, [1, 4]].abs().max() == 0
+            assert mlp.fc2.weight.grad.abs().max() > 0
+            optimizer.step()
+        with torch.no_grad():
+            masked = mlp(classification_data[0])
+    finally:
+        masker.detach()
+    with torch.no_grad():
+        assert torch.allclose(masker.compact()(classification_data[0]), masked, atol=1e-5)
+
+
+def test_masks_follow_the_data_dtype() -> None:
+    torch.manual_seed(0)
+    model = make_mlp().double().eval()
+    masker = npr.Masker(model, torch.randn(1, 6, dtype=torch.float64))
+    masker.remove("fc1", [0])
+    x = torch.randn(3, 6, dtype=torch.float64)
+    with torch.no_grad(), masker.applied():
+        out = model(x)
+    assert out.dtype == torch.float64
+    assert torch.allclose(out, masker.compact()(x), atol=1e-12)
+
+
+# ---------------------------------------------------------------- files
+def test_save_and_load_round_trip(tmp_path, cnn) -> None:
+    masker = npr.Masker(cnn, torch.randn(1, 1, 8, 8))
+    masker.remove("features.0", [1])
+    masker.remove("fc", [0, 5])
+    masker.save(tmp_path / "masks.json")
+    document = json.loads((tmp_path / "masks.json").read_text())
+    assert document["format"] == "nodeprune.masks" and document["removed"]["fc"] == [0, 5]
+    other = npr.Masker(cnn, torch.randn(1, 1, 8, 8))
+    other.load(tmp_path / "masks.json")
+    assert all(torch.equal(a, b) for a, b in zip(masker.masks().values(), other.masks().values(), strict=True))
+
+
+def test_a_mask_file_for_another_model_is_refused(tmp_path, cnn) -> None:
+    npr.Masker(SmallCNN(c1=5), torch.randn(1, 1, 8, 8)).save(tmp_path / "other.json")
+    masker = npr.Masker(cnn, torch.randn(1, 1, 8, 8))
+    masker.remove("fc", [3])
+    before = masker.masks()
+    with pytest.raises(ValueError, match=r"made for another model: layer 'features\.0' has size 5 there and 4 here"):
+        masker.load(tmp_path / "other.json")
+    npr.Masker(make_mlp(), torch.randn(1, 6)).save(tmp_path / "mlp.json")
+    with pytest.raises(ValueError, match=r"its layers are \['fc1', 'fc2'\]"):
+        masker.load(tmp_path / "mlp.json")
+    assert all(torch.equal(before[k], v) for k, v in masker.masks().items())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "not a nodeprune mask file"),
+        ('{"format": "other"}', "no format 'nodeprune.masks'"),
+        ('{"format": "nodeprune.masks", "version": 99}', "version 99"),
+    ],
+)
+def test_corrupt_mask_files_are_refused(tmp_path, mlp, text, message) -> None:
+    (tmp_path / "bad.json").write_text(text)
+    with pytest.raises(ValueError, match=message):
+        npr.Masker(mlp, torch.randn(1, 6)).load(tmp_path / "bad.json")
+
+
+def test_a_mask_file_removing_a_whole_layer_is_refused(tmp_path, mlp) -> None:
+    masker = npr.Masker(mlp, torch.randn(1, 6))
+    masker.save(tmp_path / "m.json")
+    document = json.loads((tmp_path / "m.json").read_text())
+    document["removed"]["fc2"] = list(range(8))
+    (tmp_path / "m.json").write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="removes every node of layer 'fc2'"):
+        masker.load(tmp_path / "m.json")
+    assert masker.removed("fc2") == []
+
+
+# ---------------------------------------------------------------- compaction and summary
+def test_compact_returns_a_smaller_copy_and_leaves_the_original(cnn) -> None:
+    cnn.train()
+    cnn.fc.weight.requires_grad_(False)
+    snapshot = Snapshot.of(cnn)
+    masker = npr.Masker(cnn, torch.randn(1, 1, 8, 8))
+    masker.remove("features.4", [0, 2])
+    small = masker.compact()
+    snapshot.assert_same(cnn)
+    assert small is not cnn and small.features[4].out_channels == 4 and small.fc.in_features == 16
+    assert small.training and small.features[1].training  # the copy keeps the original's flags
+    assert not small.fc.weight.requires_grad and small.out.weight.requires_grad
+
+
+def test_summary_counts_nodes_params_and_macs(cnn) -> None:
+    masker = npr.Masker(cnn, torch.randn(1, 1, 8, 8))
+    masker.remove("fc", [0, 1, 2, 3])
+    summary = masker.summary()
+    assert [(row.name, row.kept, row.size) for row in summary.layers] == [
+        ("features.0", 4, 4),
+        ("features.4", 6, 6),
+        ("fc", 4, 8),
+    ]
+    assert summary.params_before == sum(p.numel() for p in cnn.parameters())
+    assert summary.params_before - summary.params_after == 4 * 24 + 4 + 4 * 3
+    assert summary.macs_after < summary.macs_before
+    assert "fc" in str(summary) and "params:" in str(summary)
+
+
+# ---------------------------------------------------------------- models torch-pruning cannot trace
+class LeavesAutograd(nn.Module):
+    """A forward that leaves autograd: torch-pruning's graph cannot see the first layer's consumers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 6)
+        self.b = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(x)).detach())
+
+
+def test_untraceable_layers_are_masked_on_their_output_and_compact_names_the_cause() -> None:
+    torch.manual_seed(0)
+    model = LeavesAutograd()
+    with pytest.warns(UserWarning, match="not guaranteed to equal physical removal"):
+        masker = npr.Masker(model, torch.randn(1, 4))
+    layer = masker.layer("a")
+    assert not layer.exact and "does not reach this module" in layer.note
+    masker.remove("a", [0, 3])
+    x = torch.randn(5, 4)
+    with torch.no_grad(), masker.applied():
+        masked = model(x)
+    with torch.no_grad():
+        expected = model.b(torch.relu(model.a(x) * torch.tensor([0.0, 1, 1, 0, 1, 1])))
+    assert torch.allclose(masked, expected)  # ReLU(0) = 0, so here the output mask is removal
+    with pytest.raises(CompactionError, match="layer 'a': torch-pruning's graph does not reach"):
+        masker.compact()
+    assert masker.summary().params_after is None
+
+
+def test_when_torch_pruning_fails_outright_masks_still_work(monkeypatch, mlp) -> None:
+    from nodeprune import _discovery
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("cannot trace this")
+
+    monkeypatch.setattr(_discovery, "build_graph", broken)
+    with pytest.warns(UserWarning, match="could not trace the model"):
+        masker = npr.Masker(mlp, torch.randn(1, 6))
+    assert not masker.traced and "cannot trace this" in masker.trace_error
+    masker.remove("fc1", [0])
+    x = torch.randn(5, 6)
+    with torch.no_grad(), masker.applied():
+        masked = mlp(x)
+    keep = torch.ones(10)
+    keep[0] = 0
+    with torch.no_grad():
+        expected = mlp.out(mlp.act2(mlp.fc2(mlp.act1(mlp.fc1(x) * keep))))
+    assert torch.allclose(masked, expected)
+    with pytest.raises(CompactionError, match="RuntimeError: cannot trace this"):
+        masker.compact()

@@ -1,0 +1,203 @@
+"""DESIGN semantics 2: after any public call, even one that raises midway, the model is as it was.
+
+Its state_dict is bit-identical, its train/eval and requires_grad flags are restored, no nodeprune hook
+remains (unless the masks are attached) and no attribute was added to a module. The model runs in
+*train* mode with BatchNorm, so any forward that forgot to switch to eval mode would move BatchNorm's
+running statistics and fail the bit-identity check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+import nodeprune as npr
+from conftest import Snapshot, randomize_batchnorm
+from nodeprune.masker import Masker, NodeLayer
+
+
+class Bomb(nn.Module):
+    """Identity that raises on every call once armed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.armed:
+            raise RuntimeError("bomb went off")
+        return x
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.bomb = Bomb()
+        self.fc = nn.Linear(4 * 4 * 4, 6)
+        self.drop = nn.Dropout(0.5)
+        self.out = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.max_pool2d(torch.relu(self.bn(self.conv(x))), 2)
+        return self.out(self.drop(torch.relu(self.fc(self.bomb(x).flatten(1)))))
+
+
+@pytest.fixture
+def net() -> Net:
+    torch.manual_seed(0)
+    model = randomize_batchnorm(Net()).train()
+    model.fc.bias.requires_grad_(False)
+    model.bn.eval()  # mixed flags must come back mixed
+    return model
+
+
+DATA = (torch.randn(20, 1, 8, 8, generator=torch.Generator().manual_seed(2)), torch.randint(0, 3, (20,)))
+
+
+class RemovesThenFails(npr.Strategy):
+    def _prune(self, masker: Masker, result: npr.PruneResult) -> None:
+        masker.remove("conv", [0])
+        raise RuntimeError("strategy failed midway")
+
+
+class ForwardScorer(npr.Scorer):
+    """A scorer that runs the masked model (as data-driven scorers do)."""
+
+    def _score(self, masker: Masker, layer: NodeLayer, nodes: torch.Tensor) -> torch.Tensor:
+        with masker.applied():
+            loss, _ = npr.evaluate(masker.model, DATA)
+        return torch.full((nodes.numel(),), loss, dtype=torch.float64)
+
+
+def run_applied(masker: Masker) -> None:
+    masker.remove("conv", [2])
+    with masker.applied():
+        masker.model(DATA[0])
+
+
+def evaluate_applied(masker: Masker) -> None:
+    masker.remove("conv", [3])
+    with masker.applied():
+        npr.evaluate(masker.model, DATA)
+
+
+def applied_body_raises(masker: Masker) -> None:
+    masker.remove("fc", [1])
+    with masker.applied():
+        masker.model(DATA[0])
+        raise KeyError("user code failed inside applied()")
+
+
+CALLS: dict[str, Callable[[Masker], object]] = {
+    "mask/remove/restore/set_mask/reset": lambda m: (
+        m.mask("conv"),
+        m.remove("conv", [1]),
+        m.restore("conv", [1]),
+        m.set_mask("fc", torch.tensor([True] * 5 + [False])),
+        m.reset(),
+    ),
+    "applied": run_applied,
+    "applied with a raising body": applied_body_raises,
+    "attach then detach": lambda m: (m.attach(), m.model(DATA[0]), m.detach()),
+    "compact": lambda m: (m.remove("conv", [1]), m.compact()),
+    "summary": lambda m: (m.remove("fc", [0]), m.summary()),
+    "evaluate": lambda m: npr.evaluate(m.model, DATA),
+    "evaluate under applied": evaluate_applied,
+    "Magnitude.score": lambda m: npr.Magnitude().score(m, "conv"),
+    "PreComputed(Magnitude)": lambda m: npr.PreComputed(npr.Magnitude(), ratio=0.5).prune(m),
+    "PreComputed(forward scorer)": lambda m: npr.PreComputed(ForwardScorer(), ratio=0.5).prune(m),
+    "strategy failing midway": lambda m: RemovesThenFails().prune(m),
+    "bad input: unknown layer": lambda m: m.remove("nope", [0]),
+    "bad input: out-of-range": lambda m: m.remove("fc", [6]),
+    "bad input: every node": lambda m: m.remove("fc", range(6)),
+    "bad input: wrong mask shape": lambda m: m.set_mask("fc", torch.ones(5, dtype=torch.bool)),
+    "bad input: empty data": lambda m: npr.evaluate(m.model, (DATA[0][:0], DATA[1][:0])),
+    "bad input: labels outside the outputs": lambda m: npr.evaluate(m.model, (DATA[0], DATA[1] + 3)),
+}
+
+
+@pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
+def test_public_calls_leave_the_model_unchanged(net, tmp_path, call) -> None:
+    snapshot = Snapshot.of(net)
+    masker = npr.Masker(net, DATA[0][:1])
+    snapshot.assert_same(net)
+    with contextlib.suppress(Exception):  # raising calls are part of what is tested
+        call(masker)
+    snapshot.assert_same(net)
+
+
+def test_save_and_load_leave_the_model_unchanged(net, tmp_path) -> None:
+    snapshot = Snapshot.of(net)
+    masker = npr.Masker(net, DATA[0][:1])
+    masker.remove("conv", [0])
+    masker.save(tmp_path / "m.json")
+    masker.load(tmp_path / "m.json")
+    snapshot.assert_same(net)
+
+
+def test_a_module_raising_during_masker_construction_changes_nothing(net) -> None:
+    net.bomb.armed = True
+    snapshot = Snapshot.of(net)
+    with pytest.raises(ValueError, match="could not run on example_inputs: RuntimeError: bomb went off"):
+        npr.Masker(net, DATA[0][:1])
+    snapshot.assert_same(net)
+
+
+def test_a_module_raising_during_compaction_changes_nothing(net) -> None:
+    masker = npr.Masker(net, DATA[0][:1])
+    masker.remove("conv", [0])
+    net.bomb.armed = True
+    snapshot = Snapshot.of(net)
+    with pytest.raises(RuntimeError, match="bomb went off"):
+        masker.compact()
+    snapshot.assert_same(net)
+    assert masker.removed("conv") == [0]
+
+
+@pytest.mark.parametrize("how", ["applied", "attached", "scorer", "strategy"])
+def test_a_module_raising_inside_a_masked_forward_removes_the_hooks(net, how) -> None:
+    masker = npr.Masker(net, DATA[0][:1])
+    masker.remove("conv", [0])
+    net.bomb.armed = True
+    snapshot = Snapshot.of(net)
+    with pytest.raises(RuntimeError, match="bomb went off"):
+        if how == "applied":
+            with masker.applied():
+                net(DATA[0])
+        elif how == "attached":
+            masker.attach()
+            try:
+                net(DATA[0])
+            finally:
+                masker.detach()
+        elif how == "scorer":
+            ForwardScorer().score(masker, "conv")
+        else:
+            npr.PreComputed(ForwardScorer()).prune(masker)
+    snapshot.assert_same(net)
+    assert masker.removed("conv") == [0]
+
+
+def test_a_strategy_failing_midway_puts_the_masks_back(net) -> None:
+    masker = npr.Masker(net, DATA[0][:1])
+    masker.remove("fc", [2])
+    with pytest.raises(RuntimeError, match="strategy failed midway"):
+        RemovesThenFails().prune(masker)
+    assert masker.removed("conv") == [] and masker.removed("fc") == [2]
+
+
+def test_attached_hooks_are_the_only_ones_that_stay(net) -> None:
+    masker = npr.Masker(net, DATA[0][:1])
+    masker.remove("conv", [1])
+    before = sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in net.modules())
+    masker.attach()
+    during = sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in net.modules())
+    masker.detach()
+    after = sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in net.modules())
+    assert during > before == after
