@@ -2,5 +2,6 @@
 
 from .base import Scorer
 from .magnitude import Magnitude
+from .relevance import Relevance
 
-__all__ = ["Magnitude", "Scorer"]
+__all__ = ["Magnitude", "Relevance", "Scorer"]

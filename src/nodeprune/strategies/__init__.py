@@ -1,6 +1,8 @@
 """Strategies: one module per strategy, plus the Strategy protocol and PruneResult."""
 
 from .base import PruneResult, Removal, Strategy
+from .interleaved import DeltaInterleaved
 from .precomputed import PreComputed
+from .ranking import Ranking
 
-__all__ = ["PreComputed", "PruneResult", "Removal", "Strategy"]
+__all__ = ["DeltaInterleaved", "PreComputed", "PruneResult", "Ranking", "Removal", "Strategy"]
