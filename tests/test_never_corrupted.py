@@ -119,6 +119,32 @@ CALLS: dict[str, Callable[[Masker], object]] = {
     "bad input: wrong mask shape": lambda m: m.set_mask("fc", torch.ones(5, dtype=torch.bool)),
     "bad input: empty data": lambda m: npr.evaluate(m.model, (DATA[0][:0], DATA[1][:0])),
     "bad input: labels outside the outputs": lambda m: npr.evaluate(m.model, (DATA[0], DATA[1] + 3)),
+    "Relevance.score": lambda m: (m.remove("conv", [0]), npr.Relevance(DATA).score(m, "conv")),
+    "Relevance.score_all (BatchNorm folded)": lambda m: npr.Relevance(DATA).score_all(m),
+    "Relevance at outputs, yeom, by label": lambda m: npr.Relevance(
+        DATA, stat="yeom", position="output", target="label"
+    ).score_all(m),
+    "Relevance epsilon_plus_flat": lambda m: npr.Relevance(DATA, "epsilon_plus_flat").score_all(m),
+    "DeltaInterleaved(Magnitude, Relevance)": lambda m: npr.DeltaInterleaved(
+        npr.Magnitude(), npr.Relevance(DATA), delta=0.4, ratio=0.5
+    ).prune(m),
+    "sweep": lambda m: npr.sweep(
+        m,
+        {
+            "relevance": npr.PreComputed(npr.Relevance(DATA), scope="global"),
+            "delta": npr.DeltaInterleaved(npr.Magnitude(), npr.Relevance(DATA), 0.5, 0.0, scope="layer"),
+        },
+        DATA,
+        ratios=[0.0, 0.5],
+    ),
+    "agreement": lambda m: npr.agreement(m, {"relevance": npr.Relevance(DATA), "magnitude": npr.Magnitude()}),
+    "bad input: Relevance stat": lambda m: npr.Relevance(DATA, stat="median").score_all(m),
+    "bad input: Relevance labels outside the outputs": lambda m: npr.Relevance(
+        (DATA[0], DATA[1] + 3), target="label"
+    ).score_all(m),
+    "bad input: DeltaInterleaved delta": lambda m: npr.DeltaInterleaved(
+        npr.Magnitude(), npr.Magnitude("l2"), delta=2.0, ratio=0.3
+    ).prune(m),
 }
 
 
