@@ -15,6 +15,7 @@ import nodeprune as npr
 from conftest import SmallCNN, Snapshot, make_mlp, randomize_batchnorm
 from nodeprune.scorers._lrp import _batchnorm_canonizers
 from nodeprune.scorers.relevance import STATISTICS, Plan, Totals, alpha2beta1_composite, relevance_maps
+from test_masked_equals_removed import Grouped, Residual
 from test_never_corrupted import DATA, Net
 
 TIGHT = 1e-12  # stabilizer that makes zennit's alpha2beta1 match TorchLRP to float64 precision (spec §5.1)
@@ -219,6 +220,14 @@ def test_score_of_one_layer_equals_its_entry_of_score_all(vgg, images) -> None:
     assert torch.equal(scorer.score(masker, "conv2", [5, 0]), everything["conv2"][[5, 0]])
 
 
+def test_scores_do_not_depend_on_the_callers_grad_mode(vgg, images) -> None:
+    masker = npr.Masker(vgg, images[0][:1])
+    free = npr.Relevance(images).score_all(masker)
+    with torch.no_grad():
+        inside = npr.Relevance(images).score_all(masker)
+    assert all(torch.equal(free[name], inside[name]) for name in free)
+
+
 def test_the_image_mean_is_exact_whatever_the_batch_size(vgg, images) -> None:  # D4
     masker = npr.Masker(vgg, images[0][:1])
     one = npr.Relevance(images, batch_size=12).score_all(masker)
@@ -307,6 +316,27 @@ def test_removed_nodes_score_zero_and_kept_ones_equal_those_of_the_compacted_mod
     for layer in masker.layers:
         kept = masker.mask(layer.name)
         assert torch.all(masked[layer.name][~kept] == 0)
+        assert torch.allclose(masked[layer.name][kept], compact[layer.name], rtol=1e-9, atol=1e-14), layer.name
+
+
+@pytest.mark.parametrize("kind", ["grouped and depthwise", "residual"])
+@pytest.mark.parametrize("position", ["input", "output"])
+def test_bundles_and_coupled_layers_are_scored_as_their_compacted_model_is(kind, position) -> None:
+    torch.manual_seed(0)
+    if kind == "residual":
+        model, x = Residual(width=4, inner=3, hidden=2), torch.randn(8, 3, 6, 6, dtype=torch.float64)
+    else:
+        model, x = Grouped(groups=2, a=3, b=4, c=4), torch.randn(8, 2, 5, 5, dtype=torch.float64)
+    model = randomize_batchnorm(model).double().eval()
+    data = (x, torch.zeros(8, dtype=torch.long))
+    masker = npr.Masker(model, x[:1])
+    first = masker.layers[0].name
+    masker.remove(first, [1])
+    masked = npr.Relevance(data, position=position).score_all(masker)
+    compact = npr.Relevance(data, position=position).score_all(npr.Masker(masker.compact(), x[:1]))
+    for layer in masker.layers:
+        kept = masker.mask(layer.name)
+        assert bool((masked[layer.name][kept] > 0).any()) and bool((masked[layer.name][~kept] == 0).all())
         assert torch.allclose(masked[layer.name][kept], compact[layer.name], rtol=1e-9, atol=1e-14), layer.name
 
 

@@ -56,7 +56,7 @@ def _alpha_beta_rule() -> type:
             )
 
         def backward(self, module: nn.Module, grad_input: Any, grad_output: Any) -> Any:
-            if bool((self.stored_tensors["input"][0] >= 0).all()):
+            if bool(self.stored_tensors["input"][0].amin() >= 0):
                 self.nonnegative.stored_tensors = self.stored_tensors
                 return self.nonnegative.backward(module, grad_input, grad_output)
             return super().backward(module, grad_input, grad_output)

@@ -175,7 +175,9 @@ class Relevance(Scorer):
                 check_batch(device, inputs, labels)
                 maps = relevance_maps(masker, plans, inputs, labels if self.target == "label" else None, composite)
                 for name, values in maps.items():
-                    totals.setdefault(name, Totals.zeros(values.shape[1:], values.device)).add(values)
+                    if name not in totals:
+                        totals[name] = Totals.zeros(values.shape[1:], values.device, self.stat == "yeom")
+                    totals[name].add(values)
                 count += inputs.shape[0]
         return {name: totals[name].statistic(self.stat, count) for name in plans}
 
@@ -289,35 +291,43 @@ def relevance_maps(
                 found = torch.autograd.grad(output, needed, grad_outputs=seed, allow_unused=True) if needed else ()
         finally:
             composite.remove()
-    grads = {id(t): torch.zeros_like(t) for t in tensors}
-    grads.update({id(t): g for t, g in zip(needed, found, strict=True) if g is not None})
+    grads = {id(t): g for t, g in zip(needed, found, strict=True) if g is not None}
+    grads.update({id(t): torch.zeros_like(t) for t in tensors if id(t) not in grads})  # not reached: no relevance
     return {name: plan.read(grads, entering, leaving) for name, plan in plans.items()}
 
 
 # ---------------------------------------------------------------------- aggregation
 @dataclass
 class Totals:
-    """Sums over images, in float64: signed relevance per (node, position) and absolute relevance per node."""
+    """Sums over images, in float64: signed relevance per (node, position), absolute relevance per node."""
 
     signed: torch.Tensor
-    absolute: torch.Tensor
+    absolute: torch.Tensor | None  # only kept for "yeom"
 
     @classmethod
-    def zeros(cls, shape: torch.Size, device: torch.device) -> Totals:
+    def zeros(cls, shape: torch.Size, device: torch.device, absolute: bool = True) -> Totals:
         return cls(
             torch.zeros(shape, dtype=torch.float64, device=device),
-            torch.zeros(shape[0], dtype=torch.float64, device=device),
+            torch.zeros(shape[0], dtype=torch.float64, device=device) if absolute else None,
         )
 
     def add(self, maps: torch.Tensor) -> None:
-        if not bool(torch.isfinite(maps).all()):
+        """Add a batch of (image, node, position) maps; a NaN or inf anywhere makes a sum non-finite."""
+        signed = maps.sum(dim=0, dtype=torch.float64)
+        absolute = maps.abs().sum(dim=(0, 2), dtype=torch.float64) if self.absolute is not None else None
+        if not bool(torch.isfinite(signed).all()) or (
+            absolute is not None and not bool(torch.isfinite(absolute).all())
+        ):
             raise ValueError("the relevance is not finite (NaN or inf): check the model's output and the composite")
-        self.signed += maps.sum(dim=0, dtype=torch.float64)
-        self.absolute += maps.abs().sum(dim=(0, 2), dtype=torch.float64)
+        self.signed += signed
+        if self.absolute is not None and absolute is not None:
+            self.absolute += absolute
 
     def statistic(self, stat: str, count: int) -> torch.Tensor:
         """The node scores for ``stat`` (see :class:`Relevance`) over ``count`` images."""
         if stat == "yeom":
+            if self.absolute is None:
+                raise RuntimeError("absolute relevance was not accumulated")
             total = self.absolute.sum()
             return self.absolute / total if bool(total > 0) else torch.zeros_like(self.absolute)
         mean = self.signed / count  # image average, signed (Zhao, Listing 4.2)

@@ -43,6 +43,18 @@ class Ranking:
         Every ranked layer's float64 scores (NaN for nodes that were not candidates).
     evaluations : int
         Single-node evaluations the scoring cost.
+
+    Examples
+    --------
+    >>> import torch, nodeprune as npr
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 10), torch.nn.ReLU(), torch.nn.Linear(10, 6),
+    ...                             torch.nn.ReLU(), torch.nn.Linear(6, 2))
+    >>> masker = npr.Masker(model, torch.randn(1, 4))
+    >>> ranking = npr.PreComputed(npr.Magnitude(), scope="global").ranking(masker)
+    >>> list(ranking.pools), len(ranking.pools["global"])
+    (['global'], 16)
+    >>> sum(len(picks) for picks in ranking.take(0.5).values())  # floor(0.5 · 16), masks unchanged
+    8
     """
 
     scope: str
