@@ -26,9 +26,8 @@ def test_base_pruner_with_a_nodeprune_importance_equals_nodeprune_pruning(cnn, s
     expected = masker.compact()
 
     model = copy.deepcopy(cnn)
-    pruner = tp.pruner.BasePruner(
-        model, x[:1], importance=npr.as_importance(scorer, x[:1]), pruning_ratio=0.5, ignored_layers=[model.out]
-    )
+    importance = npr.as_importance(scorer, x[:1]) if scorer_name == "magnitude" else npr.as_importance(scorer)
+    pruner = tp.pruner.BasePruner(model, x[:1], importance=importance, pruning_ratio=0.5, ignored_layers=[model.out])
     pruner.step()
     ours, theirs = state(expected), state(model)
     assert ours.keys() == theirs.keys()
@@ -88,6 +87,8 @@ def test_scores_are_computed_once_per_pruning_step() -> None:
     assert Counting.calls == 4 and model[0].out_features == 4 and model[2].out_features == 3
 
 
-def test_as_importance_refuses_what_is_not_a_scorer() -> None:
+def test_as_importance_refuses_what_is_not_a_scorer_and_a_scorer_without_inputs() -> None:
     with pytest.raises(TypeError, match="'scorer' parameter of as_importance must be a Scorer"):
         npr.as_importance(tp.importance.MagnitudeImportance(), torch.randn(1, 4))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="needs example_inputs for Magnitude, which has no data"):
+        npr.as_importance(npr.Magnitude())

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .evaluate import batches
 from .masker import Masker
 from .scorers.base import Scorer
 from .strategies.ranking import layer_names, score_candidates
@@ -25,7 +26,7 @@ class ScorerImportance:
     change (after each pruning step); lower = pruned first, as nodeprune's "higher = keep".
     """
 
-    def __init__(self, scorer: Scorer, example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> None:
+    def __init__(self, scorer: Scorer, example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None) -> None:
         self.scorer = scorer
         self.example_inputs = example_inputs
         self._state: tuple[Any, Masker, dict[nn.Module, str], dict[str, torch.Tensor]] | None = None
@@ -36,7 +37,7 @@ class ScorerImportance:
             raise TypeError("as_importance expects a torch-pruning Group made by a DependencyGraph")
         key = (id(model), tuple((p.data_ptr(), p._version, tuple(p.shape)) for p in model.parameters()))
         if self._state is None or self._state[0] != key:
-            masker = Masker(model, self.example_inputs)
+            masker = Masker(model, self._inputs())
             scores = score_candidates(self.scorer, masker, layer_names(masker, None))[1]
             self._state = (key, masker, {module: name for name, module in model.named_modules()}, scores)
         _, masker, names, scores = self._state
@@ -48,11 +49,19 @@ class ScorerImportance:
         channels = torch.as_tensor(list(group[0].idxs), dtype=torch.long)
         return scores[layer.name][channels % layer.size].to(torch.float32)
 
+    def _inputs(self) -> torch.Tensor | Sequence[torch.Tensor]:
+        if self.example_inputs is not None:
+            return self.example_inputs
+        inputs, _ = next(batches(self.scorer.data))  # type: ignore[attr-defined]  # checked in as_importance
+        return inputs[:1]
+
     def __repr__(self) -> str:
         return f"as_importance({self.scorer!r})"
 
 
-def as_importance(scorer: Scorer, example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> ScorerImportance:
+def as_importance(
+    scorer: Scorer, example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None
+) -> ScorerImportance:
     """Turn a nodeprune scorer into a torch-pruning importance, for ``tp.pruner.BasePruner``.
 
     torch-pruning calls an importance with a group of coupled layers and expects one score per channel of
@@ -65,8 +74,10 @@ def as_importance(scorer: Scorer, example_inputs: torch.Tensor | Sequence[torch.
     ----------
     scorer : Scorer
         Any nodeprune scorer, e.g. ``Relevance(data)`` or ``Magnitude()``.
-    example_inputs : Tensor or tuple of Tensor
-        The inputs given to ``BasePruner`` (the adapter builds a Masker of the model with them).
+    example_inputs : Tensor or tuple of Tensor, default=None
+        Inputs the model's forward accepts, e.g. those given to ``BasePruner`` (the adapter builds a Masker
+        of the model with them). None means the first sample of the scorer's ``data`` (``Relevance``,
+        ``LossDelta``); a scorer without data (``Magnitude``) needs them.
 
     Returns
     -------
@@ -86,4 +97,8 @@ def as_importance(scorer: Scorer, example_inputs: torch.Tensor | Sequence[torch.
     """
     if not isinstance(scorer, Scorer):
         raise TypeError(f"The 'scorer' parameter of as_importance must be a Scorer. Got {scorer!r} instead.")
+    if example_inputs is None and getattr(scorer, "data", None) is None:
+        raise TypeError(
+            f"as_importance needs example_inputs for {type(scorer).__name__}, which has no data to take them from"
+        )
     return ScorerImportance(scorer, example_inputs)
