@@ -301,6 +301,28 @@ def test_across_a_max_pool_only_sums_agree(vgg, images) -> None:
     assert not torch.allclose(scores("mean_abs", "input"), 4 * scores("mean_abs", "output"))
 
 
+def test_a_model_torch_pruning_cannot_trace_is_read_at_the_layer_outputs(monkeypatch) -> None:
+    from nodeprune import _discovery
+
+    torch.manual_seed(4)
+    model, x = make_mlp().double().eval(), torch.randn(10, 6, dtype=torch.float64)
+    data = (x, torch.zeros(10, dtype=torch.long))
+    traced = npr.Masker(model, x[:1])
+    traced.remove("fc1", [2])
+    expected = npr.Relevance(data).score_all(traced)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("cannot trace this")
+
+    monkeypatch.setattr(_discovery, "build_graph", broken)
+    with pytest.warns(UserWarning, match="could not trace the model"):
+        untraced = npr.Masker(model, x[:1])
+    untraced.remove("fc1", [2])  # masks now act on fc1's output
+    got = npr.Relevance(data).score_all(untraced)
+    assert got["fc1"][2] == 0
+    assert all(torch.allclose(got[n], expected[n], rtol=1e-10, atol=1e-15) for n in expected)
+
+
 # ---------------------------------------------------------------------- masks
 def test_removed_nodes_score_zero_and_kept_ones_equal_those_of_the_compacted_model(images) -> None:
     torch.manual_seed(6)
