@@ -32,6 +32,7 @@ from nodeprune.datasets import (
     load_mnist,
     stratified_split,
     thesis_split,
+    upsample,
 )
 
 REAL_FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -386,3 +387,24 @@ def test_load_with_download_true_fetches_missing_files(tmp_path: Path, monkeypat
         (x_train, _), _ = load_mnist(download=True)
     assert x_train.shape == (6, 1, 28, 28)
     assert find("mnist") == tmp_path / "data" / "mnist"
+
+
+# ------------------------------------------------------------------------------------------ upsampling
+def test_upsampled_digits_repeat_each_pixel_in_a_block_and_fit_ma_cnn() -> None:
+    from nodeprune.zoo import ma_cnn
+
+    digits = torch.arange(2 * 64, dtype=torch.float32).reshape(2, 64)
+    images = upsample(digits, 4)
+    assert images.shape == (2, 1, 32, 32)
+    assert torch.equal(images[:, 0, ::4, ::4], digits.reshape(2, 8, 8))
+    assert torch.equal(images[1, 0, 13:16, 20:24], torch.full((3, 4), float(64 + 3 * 8 + 5)))
+    assert ma_cnn()(images).shape == (2, 10)
+
+
+def test_upsample_rejects_a_bad_factor_or_shape() -> None:
+    with pytest.raises(ValueError, match=r"factor must be a positive int; got 0"):
+        upsample(torch.zeros(1, 64), 0)
+    with pytest.raises(
+        ValueError, match=r"inputs must be images \(N, C, H, W\) or digits \(N, 64\); got shape \(3, 5\)"
+    ):
+        upsample(torch.zeros(3, 5), 2)

@@ -309,10 +309,11 @@ def test_cli_lists_and_runs_a_registered_experiment(tmp_path: Path, capsys: pyte
     ("argv", "message"),
     [
         (["reproduce", "nope"], "unknown experiment 'nope'; available: tiny"),
-        (["reproduce"], "give an experiment NAME, or --list"),
+        (["reproduce"], "give an experiment NAME, --all, or --list"),
+        (["reproduce", "tiny", "--all"], "give an experiment NAME or --all, not both"),
         (["reproduce", "tiny", "--seeds", "0"], "--seeds must be at least 1; got 0"),
     ],
-    ids=["unknown", "no-name", "seeds"],
+    ids=["unknown", "no-name", "name-and-all", "seeds"],
 )
 def test_cli_errors_exit_with_status_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     register(tiny())
@@ -321,6 +322,31 @@ def test_cli_errors_exit_with_status_2(argv: list[str], message: str, capsys: py
     finally:
         unregister("tiny")
     assert message in capsys.readouterr().err
+
+
+def test_cli_all_with_check_runs_every_experiment_and_checks_its_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(experiments._registry, "_discovered", dict)
+    assert cli.main(["reproduce", "--all", "--check", "--output", str(tmp_path)]) == 0  # empty: nothing to run
+    assert capsys.readouterr().out.strip() == cli.EMPTY
+
+    def cheating(ctx: Run) -> None:
+        for claim in CLAIMS:
+            ctx.verdict(claim.id, "not", "nothing measured")
+        ctx.text("![lost](lost.png)")  # links a file the run never wrote
+
+    register(tiny())
+    register(tiny(name="cheating", run=cheating, dataset=None))
+    try:
+        argv = ["reproduce", "--all", "--quick", "--seeds", "1", "--digits", "--check", "--output", str(tmp_path)]
+        assert cli.main(argv) == 1
+    finally:
+        unregister("tiny")
+        unregister("cheating")
+    captured = capsys.readouterr()
+    assert "cheating/report.md" in captured.out and "tiny/report.md" in captured.out
+    assert "the report links lost.png, which is missing" in captured.err and "'tiny'" not in captured.err
 
 
 def test_console_script_is_declared() -> None:

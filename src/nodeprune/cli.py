@@ -29,6 +29,8 @@ def parser() -> argparse.ArgumentParser:
     )
     command.add_argument("name", nargs="?", metavar="NAME", help="the experiment (see --list)")
     command.add_argument("--list", action="store_true", help="list the experiments and exit")
+    command.add_argument("--all", action="store_true", help="run every registered experiment")
+    command.add_argument("--check", action="store_true", help="check each written report has every claim (CI)")
     command.add_argument("--data", metavar="DIR", help="folder looked in first for the paper's dataset")
     command.add_argument("--seeds", type=int, metavar="N", help="number of seeds (default: the experiment's)")
     command.add_argument("--quick", action="store_true", help="the reduced protocol (CI, first looks)")
@@ -58,30 +60,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if arguments.list:
         return _list()
-    from .experiments import experiments, reproduce
+    from .experiments import ReportError, check_report, experiments, reproduce
 
-    if arguments.name is None:
-        print("nodeprune reproduce: give an experiment NAME, or --list", file=sys.stderr)
-        return 2
     known = experiments()
-    if arguments.name not in known:
+    if arguments.all:
+        if arguments.name is not None:
+            print("nodeprune reproduce: give an experiment NAME or --all, not both", file=sys.stderr)
+            return 2
+        if not known:
+            print(EMPTY)
+            return 0
+        names = list(known)
+    elif arguments.name is None:
+        print("nodeprune reproduce: give an experiment NAME, --all, or --list", file=sys.stderr)
+        return 2
+    elif arguments.name not in known:
         available = ", ".join(known) if known else "none are registered yet"
         print(f"nodeprune reproduce: unknown experiment {arguments.name!r}; available: {available}", file=sys.stderr)
         return 2
+    else:
+        names = [arguments.name]
     if arguments.seeds is not None and arguments.seeds < 1:
         print(f"nodeprune reproduce: --seeds must be at least 1; got {arguments.seeds}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    path = reproduce(
-        known[arguments.name],
-        arguments.output,
-        data=arguments.data,
-        seeds=arguments.seeds,
-        quick=arguments.quick,
-        digits=arguments.digits,
-    )
-    print(f"report written to {path}")
-    return 0
+    status = 0
+    for name in names:
+        path = reproduce(
+            known[name],
+            arguments.output,
+            data=arguments.data,
+            seeds=arguments.seeds,
+            quick=arguments.quick,
+            digits=arguments.digits,
+        )
+        print(f"report written to {path}")
+        if arguments.check:
+            try:
+                check_report(path, known[name])
+            except ReportError as error:
+                print(f"nodeprune reproduce: {error}", file=sys.stderr)
+                status = 1
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

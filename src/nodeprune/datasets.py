@@ -41,6 +41,7 @@ __all__ = [
     "split",
     "stratified_split",
     "thesis_split",
+    "upsample",
 ]
 
 Split2 = tuple[Pair, Pair]
@@ -112,6 +113,27 @@ def digits(seed: int = 0) -> Split:
     rest, test = split(inputs, targets, 0.2, seed)
     train, validation = split(*rest, 0.15, seed)
     return Split(train, validation, test)
+
+
+def upsample(inputs: torch.Tensor, factor: int) -> torch.Tensor:
+    """Nearest-neighbour upsampling of images ``(N, C, H, W)`` (or digits' ``(N, 64)`` as 8×8) by ``factor``.
+
+    The stand-in for Ma's 32×32 optdigits bitmaps: ``upsample(load_digits()[0], 4)`` gives (1797, 1, 32, 32)
+    images, so Ma's CNN keeps its shapes (FC input 250). A labelled deviation: the bitmaps are binary
+    32×32 drawings, these are blocky 0–16 intensity images (spec dutta-retention-and-ma-distinctiveness §2.2).
+
+    Examples
+    --------
+    >>> upsample(torch.zeros(5, 64), 4).shape
+    torch.Size([5, 1, 32, 32])
+    """
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+        raise ValueError(f"factor must be a positive int; got {factor!r}")
+    if inputs.ndim == 2 and inputs.shape[1] == 64:
+        inputs = inputs.reshape(-1, 1, 8, 8)
+    if inputs.ndim != 4:
+        raise ValueError(f"inputs must be images (N, C, H, W) or digits (N, 64); got shape {tuple(inputs.shape)}")
+    return inputs.repeat_interleave(factor, dim=2).repeat_interleave(factor, dim=3)
 
 
 # ---------------------------------------------------------------------------------------------- splits
