@@ -21,17 +21,20 @@ from test_never_corrupted import DATA, Net
 TIGHT = 1e-12  # stabilizer that makes zennit's alpha2beta1 match TorchLRP to float64 precision (spec §5.1)
 
 
-def vgg_like(pool: bool = True) -> nn.Sequential:
-    """Zhao's VGG in miniature (no BatchNorm): conv-ReLU-pool ×2, Flatten, Linear-ReLU, Linear."""
+def vgg_like() -> nn.Sequential:
+    """Zhao's VGG in miniature (no BatchNorm): conv-ReLU-pool ×2, pool to 1×1, an adaptive average pool that
+    replicates it 3×3 (Zhao's pool5 → 7×7), Flatten, Linear-ReLU, Linear."""
     parts: list[tuple[str, nn.Module]] = [
         ("conv1", nn.Conv2d(2, 4, 3, padding=1)),
         ("relu1", nn.ReLU()),
-        ("pool1", nn.MaxPool2d(2) if pool else nn.Identity()),
+        ("pool1", nn.MaxPool2d(2)),
         ("conv2", nn.Conv2d(4, 6, 3, padding=1)),
         ("relu2", nn.ReLU()),
         ("pool2", nn.MaxPool2d(2)),
+        ("pool3", nn.MaxPool2d(2)),
+        ("avgpool", nn.AdaptiveAvgPool2d(3)),
         ("flatten", nn.Flatten()),
-        ("fc", nn.Linear(6 * (2 if pool else 4) ** 2, 8)),
+        ("fc", nn.Linear(6 * 9, 8)),
         ("relu3", nn.ReLU()),
         ("out", nn.Linear(8, 3)),
     ]
@@ -144,8 +147,8 @@ def sigmoid_net(batchnorm: bool) -> nn.Sequential:
     norm = (lambda c: nn.BatchNorm2d(c)) if batchnorm else (lambda c: nn.Identity())
     return nn.Sequential(
         nn.Conv2d(2, 4, 3, padding=1), norm(4), nn.Sigmoid(), nn.MaxPool2d(2),
-        nn.Conv2d(4, 6, 3, padding=1), norm(6), nn.Sigmoid(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(24, 8), nn.Sigmoid(), nn.Linear(8, 3),
+        nn.Conv2d(4, 6, 3, padding=1), norm(6), nn.Sigmoid(), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(3),
+        nn.Flatten(), nn.Linear(54, 8), nn.Sigmoid(), nn.Linear(8, 3),
     )  # fmt: skip
 
 
@@ -196,6 +199,25 @@ def test_the_default_rule_equals_zennits_alphabeta_bit_for_bit(images) -> None:
     )
     ours, theirs = maps_of(masker, x, alpha2beta1_composite()), maps_of(masker, x, stock)
     assert all(torch.equal(ours[name], theirs[name]) for name in ours)
+
+
+@pytest.mark.slow
+def test_zhaos_vgg16_at_32x32_reads_every_layer_where_torchlrp_traces_it_and_conserves() -> None:  # D7, D8
+    from nodeprune.zoo import zhao_vgg16
+
+    torch.manual_seed(0)
+    model = zhao_vgg16().eval()  # random weights: no download
+    x = torch.randn(2, 3, 32, 32)
+    masker = npr.Masker(model, x[:1])
+    convs = [layer for layer in masker.layers if isinstance(layer.module, nn.Conv2d)]
+    assert len(masker.layers) == 17 and len(convs) == 13 and sum(layer.size for layer in convs) == 4224
+    maps = maps_of(masker, x, alpha2beta1_composite())
+    positions = {name: values.shape[2] for name, values in maps.items()}
+    assert positions["conv1_1"] == 32 * 32 and positions["conv1_2"] == 16 * 16  # block-final: after the max-pool
+    assert positions["conv5_3"] == 49  # fc1's 49 input columns: pool5's 1×1 replicated by the 7×7 average pool
+    assert positions["fc1"] == positions["fc4"] == 1
+    totals = torch.stack([values.sum(dim=(1, 2)) for values in maps.values()])
+    assert torch.allclose(totals, torch.ones_like(totals), rtol=0, atol=1e-3)  # 6e-5 lost to the 1e-6 stabilizer
 
 
 # ---------------------------------------------------------------------- one pass, aggregation

@@ -72,9 +72,11 @@ def alpha2beta1_composite(stabilizer: float = 1e-6, canonizers: list[Any] | None
 
     Every Conv/ConvTranspose/Linear module gets the :math:`\alpha\beta` rule with :math:`\alpha=2, \beta=1` and
     its bias ignored (``zero_params="bias"``), the first and the last layer included; activations and
-    BatchNorm pass relevance through unchanged (zennit's ``Pass``); average pooling uses zennit's ``Norm``;
-    max-pooling and everything else use the plain gradient (winner takes all). For input :math:`x` and
-    weights :math:`w` of a layer (:math:`z^\pm` over positive/negative parts, biases dropped),
+    BatchNorm pass relevance through unchanged (zennit's ``Pass``); average pooling shares it in proportion
+    to the pooled inputs (zennit's ``Norm``, with the same stabilizer; TorchLRP's plain gradient is the same
+    for the 1×1 → 7×7 replication in Zhao's VGG); max-pooling and everything else use the plain gradient
+    (the winner takes all).
+    For input :math:`x` and weights :math:`w` of a layer (:math:`z^\pm` over positive/negative parts, biases dropped),
 
     .. math::
 
@@ -89,8 +91,8 @@ def alpha2beta1_composite(stabilizer: float = 1e-6, canonizers: list[Any] | None
     Parameters
     ----------
     stabilizer : float, default=1e-6
-        Added to every denominator with its sign (zennit's convention; TorchLRP adds 1e-6 only where a
-        denominator is exactly zero). zennit's default.
+        Added to every denominator of the αβ and Norm rules with its sign (zennit's convention; TorchLRP
+        adds 1e-6 only where a denominator is exactly zero). zennit's default.
     canonizers : list of zennit canonizers, default=None
         E.g. ``[zennit.canonizers.SequentialMergeBatchNorm()]`` for a model with BatchNorm. None means none.
 
@@ -104,7 +106,7 @@ def alpha2beta1_composite(stabilizer: float = 1e-6, canonizers: list[Any] | None
     from zennit.types import Linear as AnyLinear
 
     rule = _alpha_beta_rule()(alpha=2.0, beta=1.0, stabilizer=stabilizer)
-    layer_map = [(Activation, Pass()), (BatchNorm, Pass()), (AvgPool, Norm()), (AnyLinear, rule)]
+    layer_map = [(Activation, Pass()), (BatchNorm, Pass()), (AvgPool, Norm(stabilizer)), (AnyLinear, rule)]
     return LayerMapComposite(layer_map=layer_map, canonizers=canonizers)
 
 
