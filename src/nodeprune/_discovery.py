@@ -20,6 +20,7 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch_pruning as tp
@@ -147,15 +148,35 @@ def _grouping(module: nn.Module) -> int:
     return 1
 
 
+HOOK_MARK = "_nodeprune_hook"
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks")
+
+
+def mark_hook(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a hook function as nodeprune's, so that copies of the model can be stripped of it."""
+    setattr(function, HOOK_MARK, True)
+    return function
+
+
 def copy_model(model: nn.Module) -> nn.Module:
-    """A deep copy, with a clear error for models that cannot be copied."""
+    """A deep copy without nodeprune's hooks, with a clear error for models that cannot be copied.
+
+    Hooks of a Masker that is applied or attached would otherwise be copied too (they belong to the
+    original's masks and would act on the copy, e.g. on a compacted model of other widths).
+    """
     try:
-        return copy.deepcopy(model)
+        duplicate = copy.deepcopy(model)
     except Exception as error:  # deepcopy raises many types for exotic attributes
         raise TypeError(
             "nodeprune traces and compacts a copy of the model (copy.deepcopy), which failed for this model: "
             f"{type(error).__name__}: {error}"
         ) from error
+    for module in duplicate.modules():
+        for attribute in _HOOK_DICTS:
+            hooks = getattr(module, attribute)
+            for key in [key for key, hook in hooks.items() if getattr(hook, HOOK_MARK, False)]:
+                del hooks[key]
+    return duplicate
 
 
 def build_graph(model_copy: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tp.DependencyGraph:

@@ -21,10 +21,10 @@ import torch_pruning as tp
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from ._discovery import ConsumerSlice, NodeLayer, Plan, build_graph, copy_model, discover
+from ._discovery import ConsumerSlice, NodeLayer, Plan, build_graph, copy_model, discover, mark_hook
 from ._guard import preserved_mode, weight_of
 
-__all__ = ["CompactionError", "MaskSummary", "Masker", "NodeLayer"]
+__all__ = ["CompactionError", "ConsumerSlice", "MaskSummary", "Masker", "NodeLayer"]
 
 MASK_FILE_FORMAT = "nodeprune.masks"
 MASK_FILE_VERSION = 1
@@ -190,6 +190,13 @@ class Masker:
                 hint = f" ({name!r} is not a layer: {self._plan.skipped[name]})"
             raise ValueError(f"unknown layer {name!r}{hint}; valid layers: {list(self._by_name)}")
         return self._by_name[key]
+
+    def consumers(self, layer: str) -> list[ConsumerSlice]:
+        """Where the layer's nodes are consumed: for each consumer module, the input positions fed by each channel.
+
+        Empty for a layer torch-pruning could not trace (its mask then acts on its own output).
+        """
+        return list(self._plan.consumers.get(self.layer(layer).name, []))
 
     def _nodes(self, layer: NodeLayer, nodes: Nodes, *, duplicates: bool = True) -> torch.Tensor:
         """Validate node indices of ``layer``; return them as a 1-D LongTensor (unique, in given order).
@@ -357,7 +364,7 @@ class Masker:
                 return None
             return (x * mask,) if len(args) == 1 else (x * mask, *args[1:])
 
-        return hook
+        return mark_hook(hook)
 
     def _make_output_hook(self, layer: NodeLayer) -> Callable[..., torch.Tensor | None]:
         shape = _feature_shape(layer.module)
@@ -370,7 +377,7 @@ class Masker:
             mask = self._multiplier(key, build, shape, output)
             return None if mask is None else output * mask
 
-        return hook
+        return mark_hook(hook)
 
     @contextmanager
     def applied(self) -> Iterator[nn.Module]:

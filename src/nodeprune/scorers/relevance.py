@@ -210,7 +210,7 @@ class Plan:
     @classmethod
     def of(cls, masker: Masker, layer: NodeLayer, position: str) -> Plan:
         """The plan for ``layer``; a layer without a known consumer is read at its output."""
-        slices = masker._plan.consumers.get(layer.name, []) if position == "input" else []
+        slices = masker.consumers(layer.name) if position == "input" else []
         if not slices:
             producers = (layer.name, *layer.coupled)
             kinds = {name: isinstance(masker.model.get_submodule(name), nn.Linear) for name in producers}
