@@ -252,6 +252,32 @@ class Run:
         self.sections.append(f"{heading}([{path.name}]({path.name}))\n\n{report.markdown_table(rows, columns)}")
         return path
 
+    def csv(self, name: str, rows: Sequence[Mapping[str, Any]], caption: str = "") -> Path:
+        """Write ``name.csv`` (every key of ``rows``, full precision) and link it from the report, without a table.
+
+        For raw data too long to show (e.g. one row per seed, strategy and ratio).
+        """
+        path = self._file(name, ".csv")
+        report.write_csv(path, rows)
+        heading = f"**{caption}** " if caption else ""
+        self.sections.append(f"{heading}([{path.name}]({path.name}), {len(rows)} rows)")
+        return path
+
+    def figure(self, name: str, figure: Any, caption: str = "") -> Path:
+        """Write a matplotlib ``figure`` (closed afterwards) to ``name.png`` and embed it in the report.
+
+        For plots :meth:`plot` cannot draw (several panels, bands of ± one standard deviation).
+        """
+        import matplotlib.pyplot as plt
+
+        path = self._file(name, ".png")
+        try:
+            figure.savefig(path, dpi=110)
+        finally:
+            plt.close(figure)
+        self.sections.append(f"![{caption or name}]({path.name})" + (f"\n\n*{caption}*" if caption else ""))
+        return path
+
     def plot(
         self,
         name: str,
