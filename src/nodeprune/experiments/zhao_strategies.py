@@ -152,7 +152,8 @@ def run(ctx: Run) -> None:
         status,
         reason,
         paper="accuracy 0.8076, loss 0.676418 (§3.2.4; 0 % rows of B.1–B.3)",
-        ours=f"({primary.short}) accuracy {base.mean():.4f} ± {base.std():.4f}, loss {base_loss.mean():.4f}",
+        ours=f"({primary.short}) accuracy {base.mean():.4f} ± {base.std(ddof=1) if base.size > 1 else 0:.4f}, "
+        f"loss {base_loss.mean():.4f}",
     )
     judge(
         ctx,
