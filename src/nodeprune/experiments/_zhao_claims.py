@@ -99,8 +99,9 @@ def judge(
         if short != primary.short
     )
     reason = (
-        f"{primary.short}: {held}/{len(main)} sub-checks hold — {listed}. The whole claim holds in {whole}/"
-        f"{primary.seeds} seeds alone." + (f" Other configurations (sub-checks holding): {others}." if others else "")
+        f"{primary.short}: {held}/{len(main)} sub-checks hold — {listed}. Judged on each seed alone (plain "
+        f"comparisons, no error margin) the whole claim holds in {whole}/{primary.seeds} seeds."
+        + (f" Other configurations (sub-checks holding): {others}." if others else "")
     )
     ctx.verdict(claim, status, reason, paper=paper, ours=(ours or (lambda c: f"see {c.short}"))(primary))
     if records is not None:

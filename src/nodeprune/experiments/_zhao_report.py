@@ -115,7 +115,12 @@ def protocol_text(ctx: Run, collected: Collected, what: str) -> None:
             f"* **{LABELS[key]}**: {len(channels)} pruned convolutions, {sum(channels)} channels "
             f"({', '.join(map(str, channels))}); " + "; ".join(collected.notes[key]) + "."
         )
-    threads = f"{collected.threads} torch thread" if collected.threads else "torch's default threads"
+    threads = (
+        f"torch.set_num_threads({collected.threads}) (measured fastest for these small nets on the shared 2-core "
+        "machine; the environment below shows the process's default)"
+        if collected.threads
+        else "torch's default threads"
+    )
     lines += [
         f"* Seeds 0–{len(collected.seeds) - 1} (model initialisation and training order); the paper ran each "
         f"configuration once. Sweeps took {collected.seconds:.0f} s with {threads}.",
@@ -163,7 +168,7 @@ def quantitative(
     weights = any("ImageNet weights from" in note for note in collected.notes.get("cifar", []))
     if collected.keys != ["cifar"] or not weights:
         missing = (
-            "CIFAR-10 is not available here (digits fallback)"
+            "CIFAR-10 was not found (digits fallback)"
             if collected.keys != ["cifar"]
             else f"the ImageNet VGG-16 weights ({VGG16_FILE}) were not found, so the frozen trunk is random"
         )

@@ -66,19 +66,27 @@ def patterns() -> tuple[int, int]:
 
 
 def c6(config: Config) -> list[Check]:
+    """The best interior δ (chosen on these seeds) against the better end; the detail adds a held-out check."""
     found = []
     for p in (30, 40, 50):
         inner = max(INTERIOR, key=lambda k: mean(config, k, p))
         end = max((KEYS[0.0], KEYS[1.0]), key=lambda k: mean(config, k, p))
         holds = beats(at(config, inner, p), at(config, end, p))
-        found.append(
-            Check(
-                f"interior δ > both ends at {p} %",
-                holds,
-                f"{inner[6:]} {pct(mean(config, inner, p))} vs {end[6:]} {pct(mean(config, end, p))}",
-            )
-        )
+        detail = f"{inner[6:]} {pct(mean(config, inner, p))} vs {end[6:]} {pct(mean(config, end, p))}"
+        found.append(Check(f"interior δ > both ends at {p} %", holds, detail + held_out(config, p)))
     return found
+
+
+def held_out(config: Config, p: int) -> str:
+    """Choose δ and the end on the even seeds, compare on the odd ones (no selection on the compared seeds)."""
+    if config.seeds < 6:
+        return ""
+    even, odd = slice(0, None, 2), slice(1, None, 2)
+    inner = max(INTERIOR, key=lambda k: float(config.acc[k][even, p // 10].mean()))
+    end = max((KEYS[0.0], KEYS[1.0]), key=lambda k: float(config.acc[k][even, p // 10].mean()))
+    a, b = config.acc[inner][odd, p // 10], config.acc[end][odd, p // 10]
+    verdict = "beats" if beats(a, b) else "does not beat"
+    return f"; held out: {inner[6:]} {pct(float(a.mean()))} {verdict} {end[6:]} {pct(float(b.mean()))}"
 
 
 def lowest_loss(config: Config) -> list[Check]:
@@ -242,7 +250,10 @@ def report(ctx: Run, collected: Collected, configs: list[Config], records: list[
         "Table B.3's δ = 0.8, 0.9 and 1.0 rows are identical, include a '100 %' row at 0.486 accuracy and a loss "
         "that grows by a constant second difference (spec §3.6): they cannot be measurements, and by Listing 4.4 "
         "δ = 1 is the relevance list (claim D1), so the table above shows δ = 1 against Table B.1's mean_abs row "
-        "and claim A1 tests the printed rows as such."
+        "and claim A1 tests the printed rows as such. Claim C6 picks the best interior δ on the same seeds it "
+        "compares (a choice among nine correlated curves), so its margin is optimistic; the 'held out' detail "
+        "chooses δ and the end on the even seeds and compares them on the odd ones. Which δ wins is the thesis's "
+        "least robust number (spec C6: δ 0.3–0.5 lie within 2–3 pp)."
     )
 
 
