@@ -69,6 +69,11 @@ class Config:
     def seeds(self) -> int:
         return next(iter(self.acc.values())).shape[0]
 
+    @property
+    def over(self) -> str:
+        """How the curves are summarised, e.g. "mean ± std over 20 seeds" ("one seed": no std)."""
+        return f"mean ± std over {self.seeds} seeds" if self.seeds > 1 else "one seed"
+
     def one(self, seed: int) -> Config:
         """The same curves for one seed only."""
         cut = slice(seed, seed + 1)

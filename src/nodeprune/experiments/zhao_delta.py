@@ -239,7 +239,7 @@ def report(ctx: Run, collected: Collected, configs: list[Config], records: list[
         figure(
             ctx,
             f"ours_{config.setting}_{config.scope}",
-            f"Ours, {config.label}: mean ± std over {config.seeds} seeds",
+            f"Ours, {config.label}: {config.over}",
             panels,
             styles,
         )
