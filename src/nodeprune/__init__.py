@@ -6,17 +6,22 @@ place. See https://github.com/ (docs/) for the guides; the public names are list
 
 from .evaluate import evaluate
 from .masker import Masker, NodeLayer
-from .scorers import Magnitude, Scorer
-from .strategies import PreComputed, PruneResult, Strategy
+from .scorers import LossDelta, Magnitude, Scorer
+from .strategies import Exhaustive, Greedy, PreComputed, PruneResult, RandomRemoval, RandomShrink, Strategy
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "Exhaustive",
+    "Greedy",
+    "LossDelta",
     "Magnitude",
     "Masker",
     "NodeLayer",
     "PreComputed",
     "PruneResult",
+    "RandomRemoval",
+    "RandomShrink",
     "Scorer",
     "Strategy",
     "__version__",

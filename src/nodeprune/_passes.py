@@ -1,0 +1,341 @@
+"""The three steps of the ablation engine: prepare (prefix), baseline (per mask state), pass (a block of pairs).
+
+See :mod:`nodeprune._ablation` for the method. ``Prepared`` depends on the parameters, the data and the
+masks of the *other* layers; ``Baseline`` also on the layer's own mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+from ._data import LossFunction, check_output, losses_and_hits
+from ._guard import weight_of
+from ._probe import measure_outputs, probe
+from ._sites import Site, layer_sites
+from ._suffix import Split, SplitError, split_model
+from .masker import Masker, NodeLayer
+
+FIRST_BLOCK = 1024
+
+
+@dataclass
+class Prepared:
+    """Per-sample values that do not depend on the layer's own mask.
+
+    ``split`` is None when the model could not be cut (``reason`` says why); the whole model then runs
+    on ``inputs``. Otherwise ``cut`` and ``site_input`` are the prefix results.
+    """
+
+    sites: list[Site]
+    targets: torch.Tensor
+    rows: int
+    split: Split | None = None
+    reason: str = ""
+    inputs: torch.Tensor | None = None
+    cut: list[torch.Tensor] = field(default_factory=list)
+    site_input: torch.Tensor | None = None
+    bytes_per_row: float = 0.0
+    _tables: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def tables(self, size: int, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+        """Every site's factor table (built once)."""
+        if not self._tables:
+            self._tables = {site.name: site.factor_table(size, dtype, device) for site in self.sites}
+        return self._tables
+
+    @property
+    def first(self) -> Site:
+        name = self.split.first if self.split is not None else self.sites[0].name
+        return next(site for site in self.sites if site.name == name)
+
+
+@dataclass
+class Baseline:
+    """The model as currently masked: per-sample losses and hits, node activity, the first site's values."""
+
+    loss: float
+    accuracy: float
+    hits: float | None
+    losses: torch.Tensor | None
+    outputs: torch.Tensor | None
+    correct: torch.Tensor | None
+    active: torch.Tensor
+    tables: dict[str, torch.Tensor]
+    shapes: dict[str, int]
+    site_input: torch.Tensor | None = None
+    site_output: torch.Tensor | None = None
+    features: list[torch.Tensor] = field(default_factory=list)
+    weight_rows: torch.Tensor | None = None
+
+
+def _modules(prepared: Prepared) -> dict[str, nn.Module]:
+    return {site.name: site.module for site in prepared.sites}
+
+
+def prepare(
+    masker: Masker, layer: NodeLayer, stream: Iterator[tuple[torch.Tensor, torch.Tensor]], pair: bool
+) -> Prepared:
+    """Run the prefix once over the data (or keep the inputs when the model cannot be cut)."""
+    sites = layer_sites(masker, layer)
+    inputs, targets = [], []
+    first_inputs, first_targets = next(stream)
+    split: Split | None = None
+    reason = ""
+    with masker.applied():
+        try:
+            split = split_model(masker.model, [s.name for s in sites], (first_inputs,))
+        except SplitError as error:
+            reason = str(error)
+    prepared = Prepared(sites=sites, targets=first_targets, rows=0, split=split, reason=reason)
+    cuts: list[list[torch.Tensor]] = []
+    site_inputs: list[torch.Tensor] = []
+    for x, y in _chain(first_inputs, first_targets, stream):
+        targets.append(y)
+        if split is None:
+            inputs.append(x)
+            continue
+        with masker.applied():
+            values = split.prefix(x)
+        cuts.append(list(values[:-1]))
+        site_inputs.append(values[-1])
+    prepared.targets = torch.cat(targets) if len(targets) > 1 else targets[0]
+    prepared.rows = int(prepared.targets.shape[0])
+    if split is None:
+        prepared.inputs = torch.cat(inputs) if len(inputs) > 1 else inputs[0]
+    else:
+        prepared.cut = [torch.cat([c[i] for c in cuts]) for i in range(split.cut)]
+        prepared.site_input = torch.cat(site_inputs) if len(site_inputs) > 1 else site_inputs[0]
+    return prepared
+
+
+def _chain(
+    x: torch.Tensor, y: torch.Tensor, rest: Iterator[tuple[torch.Tensor, torch.Tensor]]
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    yield x, y
+    yield from rest
+
+
+def _forward_all(
+    masker: Masker, prepared: Prepared, start: int, stop: int
+) -> tuple[torch.Tensor, dict[str, list[torch.Tensor]], torch.Tensor | None, torch.Tensor | None]:
+    """The model's output on rows [start, stop) and each site's values (inputs; outputs of own-output sites)."""
+    sites, modules = prepared.sites, _modules(prepared)
+    consumers = [s.name for s in sites if not s.output]
+    owners = [s.name for s in sites if s.output]
+    with masker.applied():
+        if prepared.split is None:
+            assert prepared.inputs is not None
+            with probe(modules, observe_inputs=consumers, observe_outputs=owners) as seen:
+                output = masker.model(prepared.inputs[start:stop])
+            return output, {**seen.inputs, **seen.outputs}, None, None
+        split, first = prepared.split, prepared.first
+        assert prepared.site_input is not None
+        with probe(modules, observe_inputs=consumers) as seen:
+            site_output = first.module(prepared.site_input[start:stop])
+        site_input = seen.inputs[first.name][0] if not first.output else None
+        later = split.later
+        with probe(modules, observe_inputs=later) as seen_later:
+            output = split.suffix(site_output, *[c[start:stop] for c in prepared.cut], *([1.0] * len(later)))
+        values = dict(seen_later.inputs)
+        values[first.name] = [site_output if first.output else site_input]  # type: ignore[list-item]
+        return output, values, site_input, site_output
+
+
+def _rows_per_block(prepared: Prepared, block_bytes: int) -> int:
+    """Rows of one baseline block: four pass budgets of activations, at least 256 rows."""
+    if prepared.bytes_per_row <= 0:
+        return FIRST_BLOCK
+    return max(256, int(4 * block_bytes // prepared.bytes_per_row))
+
+
+def baseline(
+    masker: Masker, layer: NodeLayer, prepared: Prepared, loss_fn: LossFunction | None, block_bytes: int
+) -> Baseline:
+    """Per-sample losses, hits and node activity of the model as currently masked."""
+    rows = prepared.rows
+    losses = torch.zeros(rows, dtype=torch.float64)
+    hits: torch.Tensor | None = None
+    active = torch.zeros(rows, layer.size, dtype=torch.bool)
+    outputs: list[torch.Tensor] = []
+    site_input: torch.Tensor | None = None
+    site_output: torch.Tensor | None = None
+    same_input = True
+    shapes: dict[str, int] = {}
+    mean_only = False
+    total = torch.zeros((), dtype=torch.float64)
+    start = 0
+    while start < rows:
+        stop = min(rows, start + _rows_per_block(prepared, block_bytes))
+        if prepared.bytes_per_row <= 0:
+            with measure_outputs(masker.model) as measured:
+                output, values, seen_input, seen_output = _forward_all(masker, prepared, start, stop)
+            prepared.bytes_per_row = 2.0 * measured[0] / (stop - start)
+        else:
+            output, values, seen_input, seen_output = _forward_all(masker, prepared, start, stop)
+        if start == 0:
+            device = output.device
+            losses, active = losses.to(device), active.to(device)
+            if seen_output is not None:
+                site_output = seen_output.new_empty((rows, *seen_output.shape[1:]))
+            if seen_input is not None:
+                site_input = seen_input.new_empty((rows, *seen_input.shape[1:]))
+        targets = prepared.targets[start:stop]
+        check_output(output, targets)
+        per_sample, hit = losses_and_hits(output, targets, loss_fn)
+        if per_sample is None:
+            mean_only = True
+            total += loss_fn(output, targets).double().cpu() * (stop - start)  # type: ignore[misc]
+            outputs.append(output)
+        else:
+            losses[start:stop] = per_sample
+            total += per_sample.sum().cpu()
+        if hit is not None:
+            if hits is None:
+                hits = torch.zeros(rows, dtype=torch.long, device=hit.device)
+            hits[start:stop] = hit
+        for site in prepared.sites:
+            for value in values[site.name]:
+                shapes[site.name] = value.dim()
+                active[start:stop] |= site.activity(value, layer.size)
+        if site_output is not None and seen_output is not None:
+            site_output[start:stop] = seen_output
+        if site_input is not None and seen_input is not None:
+            same_input &= (
+                prepared.site_input is not None and seen_input.data_ptr() == prepared.site_input[start:stop].data_ptr()
+            )
+            site_input[start:stop] = seen_input
+        start = stop
+    mean_loss = float(total) / rows
+    if mean_loss != mean_loss:
+        raise ValueError("the loss is NaN: the model's output or the loss function produced a NaN")
+    if same_input and site_input is not None:
+        site_input = prepared.site_input  # the consumer saw the prefix's values unchanged: no copy
+    return Baseline(
+        loss=mean_loss,
+        accuracy=float(hits.double().mean()) if hits is not None else float("nan"),
+        hits=float(hits.sum()) if hits is not None else None,
+        losses=None if mean_only else losses,
+        outputs=torch.cat(outputs) if mean_only else None,
+        correct=hits,
+        active=active,
+        tables=prepared.tables(layer.size, output.dtype, output.device),
+        shapes=shapes,
+        site_input=site_input,
+        site_output=site_output,
+        features=prepared.first.node_features(layer.size),
+    )
+
+
+def _factor(site: Site, base: Baseline, nodes: torch.Tensor) -> torch.Tensor:
+    table = base.tables[site.name].index_select(0, nodes)
+    rows = nodes.shape[0]
+    if site.linear:
+        return table.reshape((rows,) + (1,) * (base.shapes[site.name] - 2) + (site.width,))
+    return table.reshape((rows, site.width) + (1,) * (base.shapes[site.name] - 2))
+
+
+def _segments(nodes: torch.Tensor) -> list[tuple[int, int, int]]:
+    """(start, stop, node) of each run of equal consecutive nodes."""
+    if nodes.numel() == 0:
+        return []
+    change = torch.nonzero(nodes[1:] != nodes[:-1]).reshape(-1) + 1
+    starts = [0, *change.tolist()]
+    stops = [*change.tolist(), nodes.numel()]
+    values = nodes[starts].tolist()
+    return list(zip(starts, stops, values, strict=True))
+
+
+def _single_features(base: Baseline) -> torch.Tensor | None:
+    """The one feature of each node at the first site, or None when some node has several (or none)."""
+    if not all(f.numel() == 1 for f in base.features):
+        return None
+    return torch.cat(base.features)
+
+
+def _first_site_output(
+    masker: Masker, prepared: Prepared, base: Baseline, nodes: torch.Tensor, rows: torch.Tensor
+) -> torch.Tensor:
+    """The first site's output on ``rows`` with node ``nodes[i]`` removed from row ``rows[i]``."""
+    first = prepared.first
+    module = first.module
+    y = base.site_output
+    assert y is not None
+    if first.output:
+        return y.index_select(0, rows) * _factor(first, base, nodes)
+    x = base.site_input
+    assert x is not None
+    conv = isinstance(module, nn.modules.conv._ConvNd)
+    plain_conv = conv and not cast(Any, module).transposed and cast(Any, module).groups == 1
+    if not (isinstance(module, nn.Linear) or plain_conv):
+        with masker.applied():
+            return module(x.index_select(0, rows) * _factor(first, base, nodes))
+    weight = weight_of(module)
+    single = _single_features(base)
+    if isinstance(module, nn.Linear) and x.dim() == 2 and single is not None:
+        if base.weight_rows is None:
+            base.weight_rows = weight.detach().t().contiguous()
+        feature = single.to(x.device).index_select(0, nodes)
+        values = x.reshape(-1).index_select(0, rows * x.shape[1] + feature)
+        # rank one: y − x_j · W[:, j]
+        return torch.addcmul(
+            y.index_select(0, rows), values.unsqueeze(1), base.weight_rows.index_select(0, feature), value=-1
+        )
+    result = y.index_select(0, rows)
+    for start, stop, node in _segments(nodes):
+        features = base.features[node].to(x.device)
+        part = x.index_select(0, rows[start:stop])
+        if isinstance(module, nn.Linear):
+            term = part[..., features] @ weight[:, features].t()
+        else:
+            term = cast(Any, module)._conv_forward(part[:, features], weight[:, features], None)
+        result[start:stop] -= term
+    return result
+
+
+def run_pass(
+    masker: Masker,
+    layer: NodeLayer,
+    prepared: Prepared,
+    base: Baseline,
+    nodes: torch.Tensor,
+    rows: torch.Tensor,
+    loss_fn: LossFunction | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Loss change and hit change of each pair (node ``nodes[i]`` removed, sample ``rows[i]``)."""
+    modules = _modules(prepared)
+    targets = prepared.targets.index_select(0, rows)
+    if prepared.split is None:
+        assert prepared.inputs is not None
+        consumers = [s.name for s in prepared.sites if not s.output]
+        owners = [s.name for s in prepared.sites if s.output]
+        with masker.applied(), probe(modules, scale_inputs=consumers, scale_outputs=owners) as scaling:
+            for site in prepared.sites:
+                factors = scaling.output_factors if site.output else scaling.input_factors
+                factors[site.name] = _factor(site, base, nodes)
+            output = masker.model(prepared.inputs.index_select(0, rows))
+    else:
+        split = prepared.split
+        site_output = _first_site_output(masker, prepared, base, nodes, rows)
+        later = [_factor(next(s for s in prepared.sites if s.name == name), base, nodes) for name in split.later]
+        with masker.applied():
+            output = split.suffix(site_output, *[c.index_select(0, rows) for c in prepared.cut], *later)
+    new, hit = losses_and_hits(output, targets, loss_fn)
+    hit_change = None
+    if hit is not None and base.correct is not None:
+        hit_change = hit - base.correct.index_select(0, rows)
+    if base.losses is not None:
+        assert new is not None
+        return new - base.losses.index_select(0, rows), hit_change
+    assert base.outputs is not None and loss_fn is not None
+    change = torch.zeros(nodes.shape[0], dtype=torch.float64, device=output.device)
+    for start, stop, _ in _segments(nodes):
+        count = stop - start
+        new_value = loss_fn(output[start:stop], targets[start:stop]).double() * count
+        old_value = loss_fn(base.outputs[rows[start:stop]], targets[start:stop]).double() * count
+        change[start] = new_value - old_value
+    return change, hit_change
