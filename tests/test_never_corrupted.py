@@ -94,6 +94,31 @@ def applied_body_raises(masker: Masker) -> None:
         raise KeyError("user code failed inside applied()")
 
 
+class FailsInTheEngine(npr.LossDelta):
+    """LossDelta whose second call makes a module raise inside the ablation engine's batched passes."""
+
+    def _outcomes(self, masker: Masker, layer: NodeLayer, nodes: torch.Tensor):  # type: ignore[override]
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls < 2:
+            return super()._outcomes(masker, layer, nodes)
+
+        def explode(_module: nn.Module, args: tuple) -> None:
+            if args[0].shape[0] != DATA[0].shape[0]:  # a pass over (node, sample) pairs, not the baseline
+                raise RuntimeError("failed inside the engine")
+
+        handle = masker.model.out.register_forward_pre_hook(explode)
+        try:
+            return super()._outcomes(masker, layer, nodes)
+        finally:
+            handle.remove()
+
+
+def reinitialise_copy(masker: Masker) -> None:
+    from nodeprune.reinit import reinitialise
+
+    reinitialise(masker.model, DATA, max_iter=2)
+
+
 CALLS: dict[str, Callable[[Masker], object]] = {
     "mask/remove/restore/set_mask/reset": lambda m: (
         m.mask("conv"),
@@ -118,6 +143,22 @@ CALLS: dict[str, Callable[[Masker], object]] = {
     "bad input: every node": lambda m: m.remove("fc", range(6)),
     "bad input: wrong mask shape": lambda m: m.set_mask("fc", torch.ones(5, dtype=torch.bool)),
     "bad input: empty data": lambda m: npr.evaluate(m.model, (DATA[0][:0], DATA[1][:0])),
+    "LossDelta.score": lambda m: (m.remove("fc", [1]), npr.LossDelta(DATA).score(m, "conv")),
+    "LossDelta.census": lambda m: npr.LossDelta(DATA).census(m),
+    "Greedy(LossDelta) with monitor and selection": lambda m: npr.Greedy(
+        npr.LossDelta(DATA), monitor={"again": DATA}, selection=DATA, verbose=False
+    ).prune(m),
+    "Exhaustive(LossDelta)": lambda m: npr.Exhaustive(npr.LossDelta(DATA), verbose=False).prune(m),
+    "Greedy(LossDelta) failing inside the engine": lambda m: npr.Greedy(FailsInTheEngine(DATA), verbose=False).prune(m),
+    "RandomRemoval": lambda m: npr.RandomRemoval(n=2).prune(m),
+    "RandomShrink": lambda m: npr.RandomShrink(DATA, n=1, attempts=4).prune(m),
+    "reinitialise": reinitialise_copy,
+    "bad input: LossDelta empty data": lambda m: npr.LossDelta((DATA[0][:0], DATA[1][:0])).score(m, "fc"),
+    "bad input: LossDelta labels outside the outputs": lambda m: npr.LossDelta((DATA[0], DATA[1] + 3)).score(m, "fc"),
+    "bad input: LossDelta NaN loss": lambda m: npr.LossDelta((DATA[0] * float("nan"), DATA[1])).score(m, "conv"),
+    "bad input: LossDelta data on another device": lambda m: npr.LossDelta(
+        (DATA[0].to("meta"), DATA[1].to("meta"))
+    ).score(m, "fc"),
     "bad input: labels outside the outputs": lambda m: npr.evaluate(m.model, (DATA[0], DATA[1] + 3)),
 }
 
@@ -158,6 +199,16 @@ def test_a_module_raising_during_compaction_changes_nothing(net) -> None:
         masker.compact()
     snapshot.assert_same(net)
     assert masker.removed("conv") == [0]
+
+
+def test_a_failure_inside_the_ablation_engine_leaves_no_hook_and_puts_the_masks_back(net) -> None:
+    masker = npr.Masker(net, DATA[0][:1])
+    masker.remove("fc", [2])
+    snapshot = Snapshot.of(net)
+    with pytest.raises(RuntimeError, match="failed inside the engine"):
+        npr.Greedy(FailsInTheEngine(DATA), verbose=False).prune(masker)
+    snapshot.assert_same(net)
+    assert masker.removed("fc") == [2] and masker.removed("conv") == []
 
 
 @pytest.mark.parametrize("how", ["applied", "attached", "scorer", "strategy"])

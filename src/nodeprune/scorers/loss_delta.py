@@ -89,7 +89,8 @@ class LossDelta(Scorer):
         pair = is_tensor_pair(self.data)
         data = f"<{self.data[0].shape[0]} samples>" if pair else f"<{type(self.data).__name__}>"
         loss = "None" if self.loss_fn is None else getattr(self.loss_fn, "__name__", type(self.loss_fn).__name__)
-        return f"LossDelta(data={data}, loss_fn={loss}, block_bytes={self.block_bytes!r}, verbose={self.verbose!r})"
+        name = type(self).__name__
+        return f"{name}(data={data}, loss_fn={loss}, block_bytes={self.block_bytes!r}, verbose={self.verbose!r})"
 
     def _check(self) -> None:
         if self.loss_fn is not None and not callable(self.loss_fn):
