@@ -42,7 +42,9 @@ from .masker import Masker, NodeLayer
 __all__ = ["Outcomes", "ablate", "reuse"]
 
 DEFAULT_BLOCK_BYTES = 8 * 2**20
+MIN_PAIRS_PER_PASS = 128  # convolutions need some batch to run efficiently
 ROW_BLOCK = 512
+FEW_CANDIDATES = 8
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,7 @@ def _evaluate_nodes(
         which_all = position.index_select(0, pairs[:, 0])
         nodes_all = candidates.to(device).index_select(0, pairs[:, 0])
         rows_all = pairs[:, 1].contiguous()
-        per_pass = max(1, int(block_bytes // max(prepared.bytes_per_row, 1.0)))
+        per_pass = _pairs_per_pass(prepared, block_bytes)
         quiet = session is not None and session.quiet
         with tqdm(
             total=int(pairs.shape[0]),
@@ -254,8 +256,33 @@ def _evaluate_nodes(
     )
 
 
+def _pairs_per_pass(prepared: Prepared, block_bytes: int) -> int:
+    return max(MIN_PAIRS_PER_PASS, int(block_bytes // max(prepared.bytes_per_row, 1.0)))
+
+
+def batch_hint(
+    masker: Masker, layer: NodeLayer, data: Data, loss_fn: LossFunction | None, block_bytes: int
+) -> int | None:
+    """How many candidates of ``layer`` fill about sixteen passes, once the current session prepared the layer.
+
+    A deterministic function of the model's shapes and the data size (None before the first call), so
+    that a strategy can size its chunks without changing its results.
+    """
+    session = _SESSION.get()
+    entry = None if session is None else session.prepared.get((id(masker), id(layer.module), id(data), id(loss_fn)))
+    if entry is None or entry[1].bytes_per_row <= 0:
+        return None
+    return max(1, 16 * _pairs_per_pass(entry[1], block_bytes) // entry[1].rows)
+
+
 def _pairs(active: torch.Tensor) -> torch.Tensor:
-    """(pairs, 2) int64: (candidate index, row) of every active pair, by blocks of rows, then candidate, then row."""
+    """(pairs, 2) int64: (candidate index, row) of every active pair.
+
+    Few candidates: by candidate, then row. Many: by blocks of rows, then candidate, then row, so that a
+    pass reuses the same rows of the cached activations (they stay in cache).
+    """
+    if active.shape[1] <= FEW_CANDIDATES:
+        return torch.nonzero(active.t().contiguous())
     blocks = []
     for start in range(0, active.shape[0], ROW_BLOCK):
         found = torch.nonzero(active[start : start + ROW_BLOCK].t().contiguous())

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 import torch
 from torch import nn
 
 from ._data import LossFunction, check_output, losses_and_hits
-from ._guard import weight_of
 from ._probe import measure_outputs, probe
+from ._rank_one import channels_last, factor, first_site_output, layout, segments
 from ._sites import Site, layer_sites
 from ._suffix import Split, SplitError, split_model
 from .masker import Masker, NodeLayer
@@ -71,6 +70,8 @@ class Baseline:
     site_output: torch.Tensor | None = None
     features: list[torch.Tensor] = field(default_factory=list)
     weight_rows: torch.Tensor | None = None
+    planes: torch.Tensor | None = None
+    columns: torch.Tensor | None = None
 
 
 def _modules(prepared: Prepared) -> dict[str, nn.Module]:
@@ -136,7 +137,7 @@ def _forward_all(
         split, first = prepared.split, prepared.first
         assert prepared.site_input is not None
         with probe(modules, observe_inputs=consumers) as seen:
-            site_output = first.module(prepared.site_input[start:stop])
+            site_output = channels_last(first.module(prepared.site_input[start:stop]))
         site_input = seen.inputs[first.name][0] if not first.output else None
         later = split.later
         with probe(modules, observe_inputs=later) as seen_later:
@@ -181,7 +182,12 @@ def baseline(
             device = output.device
             losses, active = losses.to(device), active.to(device)
             if seen_output is not None:
-                site_output = seen_output.new_empty((rows, *seen_output.shape[1:]))
+                site_output = torch.empty(
+                    (rows, *seen_output.shape[1:]),
+                    dtype=seen_output.dtype,
+                    device=seen_output.device,
+                    memory_format=layout(seen_output),
+                )
             if seen_input is not None:
                 site_input = seen_input.new_empty((rows, *seen_input.shape[1:]))
         targets = prepared.targets[start:stop]
@@ -231,72 +237,6 @@ def baseline(
     )
 
 
-def _factor(site: Site, base: Baseline, nodes: torch.Tensor) -> torch.Tensor:
-    table = base.tables[site.name].index_select(0, nodes)
-    rows = nodes.shape[0]
-    if site.linear:
-        return table.reshape((rows,) + (1,) * (base.shapes[site.name] - 2) + (site.width,))
-    return table.reshape((rows, site.width) + (1,) * (base.shapes[site.name] - 2))
-
-
-def _segments(nodes: torch.Tensor) -> list[tuple[int, int, int]]:
-    """(start, stop, node) of each run of equal consecutive nodes."""
-    if nodes.numel() == 0:
-        return []
-    change = torch.nonzero(nodes[1:] != nodes[:-1]).reshape(-1) + 1
-    starts = [0, *change.tolist()]
-    stops = [*change.tolist(), nodes.numel()]
-    values = nodes[starts].tolist()
-    return list(zip(starts, stops, values, strict=True))
-
-
-def _single_features(base: Baseline) -> torch.Tensor | None:
-    """The one feature of each node at the first site, or None when some node has several (or none)."""
-    if not all(f.numel() == 1 for f in base.features):
-        return None
-    return torch.cat(base.features)
-
-
-def _first_site_output(
-    masker: Masker, prepared: Prepared, base: Baseline, nodes: torch.Tensor, rows: torch.Tensor
-) -> torch.Tensor:
-    """The first site's output on ``rows`` with node ``nodes[i]`` removed from row ``rows[i]``."""
-    first = prepared.first
-    module = first.module
-    y = base.site_output
-    assert y is not None
-    if first.output:
-        return y.index_select(0, rows) * _factor(first, base, nodes)
-    x = base.site_input
-    assert x is not None
-    conv = isinstance(module, nn.modules.conv._ConvNd)
-    plain_conv = conv and not cast(Any, module).transposed and cast(Any, module).groups == 1
-    if not (isinstance(module, nn.Linear) or plain_conv):
-        with masker.applied():
-            return module(x.index_select(0, rows) * _factor(first, base, nodes))
-    weight = weight_of(module)
-    single = _single_features(base)
-    if isinstance(module, nn.Linear) and x.dim() == 2 and single is not None:
-        if base.weight_rows is None:
-            base.weight_rows = weight.detach().t().contiguous()
-        feature = single.to(x.device).index_select(0, nodes)
-        values = x.reshape(-1).index_select(0, rows * x.shape[1] + feature)
-        # rank one: y − x_j · W[:, j]
-        return torch.addcmul(
-            y.index_select(0, rows), values.unsqueeze(1), base.weight_rows.index_select(0, feature), value=-1
-        )
-    result = y.index_select(0, rows)
-    for start, stop, node in _segments(nodes):
-        features = base.features[node].to(x.device)
-        part = x.index_select(0, rows[start:stop])
-        if isinstance(module, nn.Linear):
-            term = part[..., features] @ weight[:, features].t()
-        else:
-            term = cast(Any, module)._conv_forward(part[:, features], weight[:, features], None)
-        result[start:stop] -= term
-    return result
-
-
 def run_pass(
     masker: Masker,
     layer: NodeLayer,
@@ -316,12 +256,12 @@ def run_pass(
         with masker.applied(), probe(modules, scale_inputs=consumers, scale_outputs=owners) as scaling:
             for site in prepared.sites:
                 factors = scaling.output_factors if site.output else scaling.input_factors
-                factors[site.name] = _factor(site, base, nodes)
+                factors[site.name] = factor(site, base, nodes)
             output = masker.model(prepared.inputs.index_select(0, rows))
     else:
         split = prepared.split
-        site_output = _first_site_output(masker, prepared, base, nodes, rows)
-        later = [_factor(next(s for s in prepared.sites if s.name == name), base, nodes) for name in split.later]
+        site_output = first_site_output(masker, prepared, base, nodes, rows)
+        later = [factor(next(s for s in prepared.sites if s.name == name), base, nodes) for name in split.later]
         with masker.applied():
             output = split.suffix(site_output, *[c.index_select(0, rows) for c in prepared.cut], *later)
     new, hit = losses_and_hits(output, targets, loss_fn)
@@ -333,7 +273,7 @@ def run_pass(
         return new - base.losses.index_select(0, rows), hit_change
     assert base.outputs is not None and loss_fn is not None
     change = torch.zeros(nodes.shape[0], dtype=torch.float64, device=output.device)
-    for start, stop, _ in _segments(nodes):
+    for start, stop, _ in segments(nodes):
         count = stop - start
         new_value = loss_fn(output[start:stop], targets[start:stop]).double() * count
         old_value = loss_fn(base.outputs[rows[start:stop]], targets[start:stop]).double() * count

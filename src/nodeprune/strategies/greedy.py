@@ -9,6 +9,7 @@ from typing import Any
 
 from ..masker import Masker
 from ..scorers.base import Scorer
+from ..scorers.loss_delta import LossDelta
 from .iterative import DEFAULT_THRESHOLD, Iterative, _Run
 
 __all__ = ["Greedy"]
@@ -29,9 +30,10 @@ class Greedy(Iterative):
     its end. About as many nodes go as with :class:`Exhaustive`, with far fewer evaluations (thesis §4.7:
     2–11 times faster).
 
-    The scan is computed in chunks of consecutive candidates (a few at first, more while none
-    qualifies), which are scored together; the result is that of one-by-one scoring. ``evaluations``
-    counts the nodes the algorithm scores; ``computed`` also the chunk's look-ahead after a removal.
+    The scan is computed in chunks of consecutive candidates (one after a removal, twice as many each time
+    none qualifies, up to what fills the engine's passes), which are scored together; the result is that
+    of one-by-one scoring. ``evaluations`` counts the nodes the algorithm scores; ``computed`` also the
+    chunk's look-ahead after a removal.
 
     Parameters
     ----------
@@ -109,6 +111,7 @@ class Greedy(Iterative):
         ignored = set(run.ignored())
         candidates = [node for node in run.kept(layer) if node not in ignored]
         index, chunk = 0, FIRST_CHUNK
+        hint = self.scorer._batch_hint if isinstance(self.scorer, LossDelta) else None
         while index < len(candidates) and run.can_remove(layer):
             block = candidates[index : index + chunk]
             scores, losses, accuracies = run.assess(layer, block)
@@ -126,4 +129,5 @@ class Greedy(Iterative):
                     run.ignore(node)
                 else:
                     index += 1
-            chunk = FIRST_CHUNK if removed else min(2 * chunk, LARGEST_CHUNK)
+            largest = (hint(run.masker, layer) if hint is not None else None) or LARGEST_CHUNK
+            chunk = FIRST_CHUNK if removed else min(2 * chunk, largest, LARGEST_CHUNK)
