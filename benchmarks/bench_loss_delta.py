@@ -124,9 +124,8 @@ def part1(model: torch.nn.Module, validation: tuple, repeats: int) -> None:
             rows, [("method", "method", "s"), ("s", "seconds (median)", ".3f"), ("eps", "evaluations/s", ",.0f")]
         )
     )
-    print(
-        f"\nspeed-up {t_naive / t_engine:.1f}x (target >= 20x); max |score difference| {float((fast - slow).abs().max()):.2e}"
-    )
+    difference = float((fast - slow).abs().max())
+    print(f"\nspeed-up {t_naive / t_engine:.1f}x (target >= 20x); max |score difference| {difference:.2e}")
 
 
 def part2(model: torch.nn.Module, validation: tuple, test: tuple) -> None:
@@ -229,8 +228,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     note, fit_set, validation, test, shape = load_data()
     print(f"# LossDelta benchmark\n\ndata: {note}")
+    policy = os.environ.get("OMP_WAIT_POLICY", "unset")
     print(
-        f"torch {torch.__version__}, {args.threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+        f"torch {torch.__version__}, {args.threads} threads, OMP_WAIT_POLICY={policy}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
     model = trained("mlp", shape, fit_set, args.epochs)
