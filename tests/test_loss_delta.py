@@ -397,3 +397,32 @@ def test_unknown_layers_and_bad_candidates_are_refused() -> None:
         npr.LossDelta(data).outcomes(masker, "fc1", [10])
     with pytest.raises(ValueError, match="The 'tol_low' parameter of classify"):
         npr.LossDelta(data).census(masker, tol_low=float("nan"))
+
+
+class InPlace(nn.Module):
+    """In-place activations after the cut and on a skip connection's value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c, self.out = nn.Linear(4, 6), nn.Linear(6, 6), nn.Linear(6, 5), nn.Linear(5, 3)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.a(x))
+        g = self.act(self.b(h))
+        g += h  # in place on the suffix's value, reading the cut value h
+        return self.out(self.act(self.c(g)))
+
+
+def test_in_place_operations_in_the_model_do_not_corrupt_the_cached_activations() -> None:
+    torch.manual_seed(0)
+    model = InPlace().eval()
+    data = (torch.randn(40, 4), torch.randint(0, 3, (40,)))
+    masker = npr.Masker(model, data[0][:1])
+    from nodeprune.evaluate import reuse
+
+    with reuse():
+        for _ in range(2):  # the second call reuses the cached prefix
+            for layer in masker.layers:
+                expected = naive_scores(masker, layer.name, data)
+                assert torch.allclose(npr.LossDelta(data).score(masker, layer.name), expected, atol=TOLERANCE)

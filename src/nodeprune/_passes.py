@@ -140,8 +140,9 @@ def _forward_all(
             site_output = channels_last(first.module(prepared.site_input[start:stop]))
         site_input = seen.inputs[first.name][0] if not first.output else None
         later = split.later
-        with probe(modules, observe_inputs=later) as seen_later:
-            output = split.suffix(site_output, *[c[start:stop] for c in prepared.cut], *([1.0] * len(later)))
+        with probe(modules, observe_inputs=later) as seen_later:  # copies: the suffix may work in place
+            cut = [c[start:stop].clone() for c in prepared.cut]
+            output = split.suffix(site_output.clone(), *cut, *([1.0] * len(later)))
         values = dict(seen_later.inputs)
         values[first.name] = [site_output if first.output else site_input]  # type: ignore[list-item]
         return output, values, site_input, site_output
