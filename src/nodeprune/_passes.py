@@ -132,7 +132,7 @@ def _forward_all(
         if prepared.split is None:
             assert prepared.inputs is not None
             with probe(modules, observe_inputs=consumers, observe_outputs=owners) as seen:
-                output = masker.model(prepared.inputs[start:stop])
+                output = masker.model(prepared.inputs[start:stop].clone())  # the model may work in place
             return output, {**seen.inputs, **seen.outputs}, None, None
         split, first = prepared.split, prepared.first
         assert prepared.site_input is not None
