@@ -1,8 +1,8 @@
 """Cut a model into a prefix and a suffix at a module call, with torch.fx.
 
 The ablation engine evaluates many variants of what happens *after* the modules that consume a layer's
-nodes. :func:`split_model` traces the model (a deep copy, so that tracing can never touch the user's
-modules) and builds two graph modules that call the *user's* modules:
+nodes. :func:`split_model` traces the model (a copy of its modules sharing its parameters, so that tracing
+can never touch the user's modules) and builds two graph modules that call the *user's* modules:
 
 * ``prefix(*inputs) -> (*cut, site_input)``: everything before the first site module, returning the
   values the suffix needs (``cut``) and the site module's input;
@@ -15,6 +15,7 @@ suffix may run on any subset of the samples, in any order.
 
 from __future__ import annotations
 
+import copy
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,6 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from ._discovery import copy_model
 
 
 @dataclass
@@ -49,7 +49,12 @@ def _resolve(root: nn.Module, target: str) -> Any:
 
 
 def _trace(model: nn.Module) -> tuple[fx.Graph, nn.Module]:
-    shadow = copy_model(model)
+    # a copy of the module structure that shares the parameters and buffers (tracing reads no values)
+    shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
+    try:
+        shadow = copy.deepcopy(model, shared)
+    except Exception as error:  # deepcopy raises many types for exotic attributes
+        raise SplitError(f"the model cannot be copied for tracing: {type(error).__name__}: {error}") from error
     try:
         traced = fx.symbolic_trace(shadow)
     except Exception as error:  # fx raises many types on dynamic control flow and unsupported ops
