@@ -25,7 +25,6 @@ import torch
 from torch import fx, nn
 
 
-
 @dataclass
 class Split:
     """A model cut at its first site module; see the module docstring."""
