@@ -146,8 +146,8 @@ def ablate(
     loss_fn : callable, default=None
         As in :func:`nodeprune.evaluate`; None means the cross-entropy of class logits.
     block_bytes : int, default=8 MiB
-        Activation memory of one batched pass. nodeprune default, not from the paper: on a 2-core machine
-        blocks of about 8000 (node, sample) pairs of a small MLP were fastest (DESIGN.md, Performance).
+        Activation memory of one batched pass (at least 128 node–sample pairs). nodeprune default, not from
+        the paper: on a 2-core machine, passes of about 5000 pairs of the thesis's MLP were fastest.
     progress : bool, default=True
         Show a progress bar (only on a terminal; never inside a quiet :func:`reuse` block).
     """
@@ -166,7 +166,7 @@ def ablate(
                 prepared = entry[1]
         if prepared is None:
             checked = _checked(batches(data), device)
-            prepared = prepare(masker, layer, checked, is_tensor_pair(data))
+            prepared = prepare(masker, layer, checked)
             if session is not None and valid is not None:
                 session.prepared.clear()
                 session.baselines.clear()

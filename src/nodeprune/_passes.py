@@ -78,9 +78,7 @@ def _modules(prepared: Prepared) -> dict[str, nn.Module]:
     return {site.name: site.module for site in prepared.sites}
 
 
-def prepare(
-    masker: Masker, layer: NodeLayer, stream: Iterator[tuple[torch.Tensor, torch.Tensor]], pair: bool
-) -> Prepared:
+def prepare(masker: Masker, layer: NodeLayer, stream: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> Prepared:
     """Run the prefix once over the data (or keep the inputs when the model cannot be cut)."""
     sites = layer_sites(masker, layer)
     inputs, targets = [], []
