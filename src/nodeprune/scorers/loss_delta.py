@@ -87,11 +87,14 @@ class LossDelta(Scorer):
         self.verbose = verbose
 
     def __repr__(self) -> str:
+        return f"{self._identity()[:-1]}, verbose={self.verbose!r})"
+
+    def _identity(self) -> str:
+        """The configuration that determines the scores (``verbose`` left out), e.g. for a checkpoint."""
         pair = is_tensor_pair(self.data)
         data = f"<{self.data[0].shape[0]} samples>" if pair else f"<{type(self.data).__name__}>"
         loss = "None" if self.loss_fn is None else getattr(self.loss_fn, "__name__", type(self.loss_fn).__name__)
-        name = type(self).__name__
-        return f"{name}(data={data}, loss_fn={loss}, block_bytes={self.block_bytes!r}, verbose={self.verbose!r})"
+        return f"{type(self).__name__}(data={data}, loss_fn={loss}, block_bytes={self.block_bytes!r})"
 
     def _check(self) -> None:
         if self.loss_fn is not None and not callable(self.loss_fn):

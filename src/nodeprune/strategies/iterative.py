@@ -106,7 +106,7 @@ class Iterative(Strategy):
         """The configuration a checkpoint must match (JSON-normalised)."""
         config = {
             "strategy": type(self).__name__,
-            "scorer": repr(self.scorer),
+            "scorer": self.scorer._identity() if isinstance(self.scorer, LossDelta) else repr(self.scorer),
             "threshold": self.threshold,
             "min_keep": self.min_keep,
             "layers": None if self.layers is None else list(self.layers),
