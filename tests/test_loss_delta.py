@@ -426,3 +426,12 @@ def test_in_place_operations_in_the_model_do_not_corrupt_the_cached_activations(
             for layer in masker.layers:
                 expected = naive_scores(masker, layer.name, data)
                 assert torch.allclose(npr.LossDelta(data).score(masker, layer.name), expected, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("name", ["CNN BN Flatten", "residual", "dynamic control flow"])
+def test_score_all_runs_one_prefix_for_all_layers_and_gives_the_same_scores(name) -> None:
+    _, masker, data = build(name)
+    masker.remove(masker.layers[-1].name, [0])
+    together = npr.LossDelta(data).score_all(masker)
+    for layer in masker.layers:
+        assert torch.allclose(together[layer.name], npr.LossDelta(data).score(masker, layer.name), atol=1e-12)

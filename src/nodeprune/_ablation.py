@@ -36,14 +36,15 @@ from tqdm.auto import tqdm
 
 from ._data import Data, LossFunction, batches, check_batch, is_tensor_pair
 from ._guard import model_device, preserved_mode
-from ._passes import Baseline, Prepared, baseline, prepare, run_pass
+from ._passes import Baseline, Prepared, baseline, prepare, prepare_many, run_pass
 from .masker import Masker, NodeLayer
 
-__all__ = ["Outcomes", "ablate", "reuse"]
+__all__ = ["Outcomes", "ablate", "prime", "reuse"]
 
 DEFAULT_BLOCK_BYTES = 8 * 2**20
 MIN_PAIRS_PER_PASS = 128  # convolutions need some batch to run efficiently
 ROW_BLOCK = 512
+SHARED_BUDGET = 2**30  # cut values of several layers kept at once by prime()
 FEW_CANDIDATES = 8
 
 
@@ -171,6 +172,8 @@ def ablate(
                 session.prepared.clear()
                 session.baselines.clear()
                 session.prepared[key] = (valid, prepared)
+        elif session is not None:
+            session.baselines = {k: v for k, v in session.baselines.items() if k == key}
         base = None
         base_valid = (valid, _masks_state(masker)) if valid is not None else None
         if session is not None and base_valid is not None:
@@ -182,6 +185,33 @@ def ablate(
             if session is not None and base_valid is not None:
                 session.baselines[key] = (base_valid, base)
         return _evaluate_nodes(masker, layer, nodes, prepared, base, loss_fn, block_bytes, progress, session)
+
+
+def prime(
+    masker: Masker, layers: list[NodeLayer], data: Data, loss_fn: LossFunction | None, budget: int = SHARED_BUDGET
+) -> None:
+    """Inside :func:`reuse`: prepare all ``layers`` with one prefix run, so that scoring them runs it once.
+
+    Does nothing outside a session, for data that cannot be reused, or when the layers' cut values would
+    take more than ``budget`` bytes.
+    """
+    session = _SESSION.get()
+    data_state = _data_state(data)
+    if session is None or data_state is None or len(layers) < 2:
+        return
+    model = masker.model
+    with preserved_mode(model, train=False), torch.no_grad():
+        prepared = prepare_many(masker, layers, _checked(batches(data), model_device(model)), budget)
+        if not prepared:
+            return
+        session.prepared.clear()
+        session.baselines.clear()
+        state = _model_state(masker)
+        for layer in layers:
+            if layer.name in prepared:
+                key = (id(masker), id(layer.module), id(data), id(loss_fn))
+                valid = (state, _masks_state(masker, skip=layer.name), data_state)
+                session.prepared[key] = (valid, prepared[layer.name])
 
 
 def _checked(

@@ -16,7 +16,7 @@ from ._data import LossFunction, check_output, losses_and_hits
 from ._probe import measure_outputs, probe
 from ._rank_one import channels_last, factor, first_site_output, layout, segments
 from ._sites import Site, layer_sites
-from ._suffix import Split, SplitError, split_model
+from ._suffix import Split, SplitError, prefix_of, split_model, trace_model
 from .masker import Masker, NodeLayer
 
 FIRST_BLOCK = 1024
@@ -109,6 +109,60 @@ def prepare(masker: Masker, layer: NodeLayer, stream: Iterator[tuple[torch.Tenso
     else:
         prepared.cut = [torch.cat([c[i] for c in cuts]) for i in range(split.cut)]
         prepared.site_input = torch.cat(site_inputs) if len(site_inputs) > 1 else site_inputs[0]
+    return prepared
+
+
+def prepare_many(
+    masker: Masker, layers: list[NodeLayer], stream: Iterator[tuple[torch.Tensor, torch.Tensor]], budget: int
+) -> dict[str, Prepared]:
+    """Prepare several layers with one prefix run over the data, when their cut values fit in ``budget`` bytes.
+
+    Returns the layers it prepared (none when the model cannot be traced or the values would not fit); the
+    others are prepared one by one by :func:`prepare` as usual.
+    """
+    first_inputs, first_targets = next(stream)
+    with masker.applied():
+        try:
+            trace = trace_model(masker.model, (first_inputs,))
+        except SplitError:
+            return {}
+        splits: dict[str, tuple[list[Site], Split]] = {}
+        for layer in layers:
+            sites = layer_sites(masker, layer)
+            try:
+                splits[layer.name] = (sites, split_model(masker.model, [s.name for s in sites], (first_inputs,), trace))
+            except SplitError:
+                continue
+    if not splits:
+        return {}
+    names = list(dict.fromkeys(name for _, split in splits.values() for name in split.names))
+    prefix = prefix_of(masker.model, trace, names)
+    with masker.applied():
+        probe_values = prefix(first_inputs[:2])
+    per_row = sum(v.numel() * v.element_size() / v.shape[0] for v in probe_values)
+    batches = [(first_inputs, first_targets), *stream]
+    rows = sum(int(y.shape[0]) for _, y in batches)
+    if per_row * rows > budget:
+        return {}
+    collected: list[list[torch.Tensor]] = [[] for _ in names]
+    with masker.applied():
+        for x, _ in batches:
+            for bucket, value in zip(collected, prefix(x), strict=True):
+                bucket.append(value)
+    values = {
+        name: torch.cat(bucket) if len(bucket) > 1 else bucket[0] for name, bucket in zip(names, collected, strict=True)
+    }
+    targets = torch.cat([y for _, y in batches]) if len(batches) > 1 else batches[0][1]
+    prepared = {}
+    for name, (sites, split) in splits.items():
+        prepared[name] = Prepared(
+            sites=sites,
+            targets=targets,
+            rows=rows,
+            split=split,
+            cut=[values[n] for n in split.names[:-1]],
+            site_input=values[split.names[-1]],
+        )
     return prepared
 
 

@@ -34,6 +34,16 @@ class Split:
     first: str
     later: list[str]
     cut: int
+    names: list[str]  # the graph nodes the prefix returns: the cut, then the first site's input
+
+
+@dataclass
+class Trace:
+    """A traced model: its graph, the traced copy (for constants) and its per-sample nodes."""
+
+    graph: fx.Graph
+    traced: nn.Module
+    batch: set[fx.Node]
 
 
 class SplitError(RuntimeError):
@@ -74,10 +84,9 @@ def _module(model: nn.Module, traced: nn.Module, graph: fx.Graph) -> fx.GraphMod
     return fx.GraphModule(root, graph)
 
 
-def _batch_nodes(
-    model: nn.Module, traced: nn.Module, graph: fx.Graph, stop: fx.Node, inputs: Sequence[torch.Tensor]
-) -> set[fx.Node]:
-    """The nodes before ``stop`` whose value is a per-sample tensor (leading dimension = number of samples)."""
+def trace_model(model: nn.Module, inputs: Sequence[torch.Tensor]) -> Trace:
+    """Trace ``model`` and find its per-sample nodes (leading dimension = the batch's) by running ``inputs``."""
+    graph, traced = _trace(model)
     module = _module(model, traced, graph)
     interpreter = fx.Interpreter(module)
     interpreter.args_iter = iter(inputs)
@@ -85,7 +94,7 @@ def _batch_nodes(
     batch: set[fx.Node] = set()
     dependent: set[fx.Node] = set()
     for node in graph.nodes:
-        if node is stop:
+        if node.op == "output":
             break
         value = interpreter.run_node(node)
         interpreter.env[node] = value
@@ -93,16 +102,36 @@ def _batch_nodes(
             dependent.add(node)
         if node in dependent and isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == rows:
             batch.add(node)
-    return batch
+    return Trace(graph, traced, batch)
 
 
-def split_model(model: nn.Module, sites: Sequence[str], inputs: Sequence[torch.Tensor]) -> Split:
+def prefix_of(model: nn.Module, trace: Trace, names: Sequence[str]) -> fx.GraphModule:
+    """A graph module returning the values of the named nodes (a tuple, in the order given)."""
+    nodes = {node.name: node for node in trace.graph.nodes}
+    last = max(list(trace.graph.nodes).index(nodes[name]) for name in names)
+    graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    for node in list(trace.graph.nodes)[: last + 1]:
+        env[node] = graph.node_copy(node, env.__getitem__)
+    graph.output(tuple(env[nodes[name]] for name in names))
+    module = _module(model, trace.traced, graph)
+    module.graph.eliminate_dead_code()
+    module.recompile()
+    return module
+
+
+def split_model(
+    model: nn.Module, sites: Sequence[str], inputs: Sequence[torch.Tensor], trace: Trace | None = None
+) -> Split:
     """Cut ``model`` before the first call of any of ``sites``; ``inputs`` is a batch of at least 2 samples.
 
     Raises SplitError when the model cannot be traced, when a site module is not called exactly once or
     with other than one positional argument, or when the suffix would need a non-sample model input.
+    ``trace`` reuses a :func:`trace_model` of the same model.
     """
-    graph, traced = _trace(model)
+    if trace is None:
+        trace = trace_model(model, inputs)
+    graph, traced, batch = trace.graph, trace.traced, trace.batch
     nodes = list(graph.nodes)
     calls = [n for n in nodes if n.op == "call_module" and str(n.target) in sites]
     for site in sites:
@@ -117,7 +146,6 @@ def split_model(model: nn.Module, sites: Sequence[str], inputs: Sequence[torch.T
         raise SplitError(f"module {first.target!r} is called on a constant")
     later = [str(n.target) for n in calls[1:]]
     position = {node: i for i, node in enumerate(nodes)}
-    batch = _batch_nodes(model, traced, graph, first, inputs)
     if site_input not in batch:
         raise SplitError(f"the input of module {first.target!r} is not a per-sample tensor")
 
@@ -138,17 +166,11 @@ def split_model(model: nn.Module, sites: Sequence[str], inputs: Sequence[torch.T
             todo.extend(node.all_input_nodes)
     cut.sort(key=position.__getitem__)
 
-    prefix_graph = fx.Graph()
-    env: dict[fx.Node, fx.Node] = {}
-    for node in nodes[: position[first]]:
-        env[node] = prefix_graph.node_copy(node, env.__getitem__)
-    prefix_graph.output((*[env[n] for n in cut], env[site_input]))
-    prefix = _module(model, traced, prefix_graph)
-    prefix.graph.eliminate_dead_code()
-    prefix.recompile()
+    names = [n.name for n in cut] + [site_input.name]
+    prefix = prefix_of(model, trace, names)
 
     suffix_graph = fx.Graph()
-    env = {first: suffix_graph.placeholder("site_output")}
+    env: dict[fx.Node, fx.Node] = {first: suffix_graph.placeholder("site_output")}
     for i, node in enumerate(cut):
         env[node] = suffix_graph.placeholder(f"cut_{i}")
     factors = {name: suffix_graph.placeholder(f"factor_{i}") for i, name in enumerate(later)}
@@ -168,4 +190,5 @@ def split_model(model: nn.Module, sites: Sequence[str], inputs: Sequence[torch.T
         first=str(first.target),
         later=later,
         cut=len(cut),
+        names=names,
     )

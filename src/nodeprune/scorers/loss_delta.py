@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .._ablation import DEFAULT_BLOCK_BYTES, Outcomes, ablate, batch_hint
+from .._ablation import DEFAULT_BLOCK_BYTES, Outcomes, ablate, batch_hint, prime, reuse
 from .._data import Data, LossFunction, is_tensor_pair
 from .._guard import preserved_mode
 from ..masker import Masker, NodeLayer, Nodes
@@ -137,6 +137,21 @@ class LossDelta(Scorer):
         with preserved_mode(masker.model):
             return self._outcomes(masker, target, nodes)
 
+    def score_all(self, masker: Masker, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Scores of every node of several layers (all layers by default), by layer name.
+
+        With an ``(X, y)`` pair or a list of batches, the layers before all their consumers run once for
+        all layers (when their activations take at most 1 GiB), not once per layer.
+        """
+        if not isinstance(masker, Masker):
+            raise TypeError(f"score_all needs a nodeprune Masker; got {type(masker).__name__}")
+        self._check()
+        names = [layer.name for layer in masker.layers] if layers is None else [masker.layer(n).name for n in layers]
+        names = list(dict.fromkeys(names))
+        with reuse(), preserved_mode(masker.model):
+            prime(masker, [masker.layer(name) for name in names], self.data, self.loss_fn)
+            return {name: self.score(masker, name) for name in names}
+
     def psi(self, masker: Masker, layer: str, candidates: Nodes | None = None) -> torch.Tensor:
         r"""Charpentier's node importance :math:`\psi_j = C - C^{\setminus j}`, i.e. ``-score`` (negative = helps)."""
         return -self.score(masker, layer, candidates)
@@ -168,9 +183,10 @@ class LossDelta(Scorer):
         """
         classify(torch.zeros(0), tol_low, tol_high)  # validate the tolerances before any work
         names = [layer.name for layer in masker.layers] if layers is None else [masker.layer(n).name for n in layers]
+        scores = self.score_all(masker, names)
         result: dict[str, LayerCensus] = {}
-        for name in dict.fromkeys(names):
+        for name, score in scores.items():
             kept = torch.nonzero(masker.mask(name)).reshape(-1)
-            psi = -self.score(masker, name, kept)
+            psi = -score[kept]
             result[name] = LayerCensus(name, kept, psi, classify(psi, tol_low, tol_high, kept))
         return Census(result)
