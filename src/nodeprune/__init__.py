@@ -6,17 +6,22 @@ place. See https://github.com/ (docs/) for the guides; the public names are list
 
 from .evaluate import evaluate
 from .masker import Masker, NodeLayer
-from .scorers import Magnitude, Scorer
-from .strategies import PreComputed, PruneResult, Strategy
+from .scorers import Distinctiveness, Magnitude, Retention, Scorer
+from .strategies import Merge, PreComputed, PruneResult, Strategy
+from .training import AdaptiveDropout
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AdaptiveDropout",
+    "Distinctiveness",
     "Magnitude",
     "Masker",
+    "Merge",
     "NodeLayer",
     "PreComputed",
     "PruneResult",
+    "Retention",
     "Scorer",
     "Strategy",
     "__version__",

@@ -1,6 +1,8 @@
 """Scorers: one module per scorer, plus the Scorer protocol."""
 
 from .base import Scorer
+from .distinctiveness import Distinctiveness
 from .magnitude import Magnitude
+from .retention import Retention
 
-__all__ = ["Magnitude", "Scorer"]
+__all__ = ["Distinctiveness", "Magnitude", "Retention", "Scorer"]
