@@ -112,7 +112,8 @@ def run(
 def table(results: list[FoldResult]) -> str:
     """Markdown table: per configuration and width, fold means (and the worst pruned fold)."""
     lines = [
-        "| config | H | accuracy before | accuracy after | worst fold after | removal rate | similar / complementary pairs per fold |",
+        "| config | H | accuracy before | accuracy after | worst fold after | removal rate "
+        "| similar / complementary pairs per fold |",
         "|---|---|---|---|---|---|---|",
     ]
     keys = list(dict.fromkeys((r.config, r.hidden) for r in results))
