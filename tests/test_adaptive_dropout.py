@@ -46,7 +46,9 @@ def test_no_gradient_flows_into_the_retention_probability() -> None:
 
 def test_alpha_zero_gives_the_constant_probability_sigmoid_beta() -> None:
     module = AdaptiveDropout(3, alpha=0.0, beta=1.2)
-    assert torch.allclose(module.probability(torch.randn(7, 3)), torch.full((7, 3), torch.sigmoid(torch.tensor(1.2)).item()))
+    assert torch.allclose(
+        module.probability(torch.randn(7, 3)), torch.full((7, 3), torch.sigmoid(torch.tensor(1.2)).item())
+    )
 
 
 def test_per_weight_form_uses_the_sum_of_the_layer_inputs() -> None:

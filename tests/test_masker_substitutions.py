@@ -23,7 +23,9 @@ def sigmoid_mlp(seed: int = 0) -> nn.Sequential:
     return make_mlp((5, 6, 5, 3), activation=nn.Sigmoid).eval()
 
 
-def naive_substituted(model: nn.Sequential, x: torch.Tensor, column_sources: dict[int, tuple[int | None, float, float]]):
+def naive_substituted(
+    model: nn.Sequential, x: torch.Tensor, column_sources: dict[int, tuple[int | None, float, float]]
+):
     """Reference: edit a copy's ``fc2`` weights by hand, then delete the removed columns."""
     with torch.no_grad():
         h = model.act1(model.fc1(x))
@@ -259,7 +261,10 @@ def test_a_version_1_file_is_still_read(tmp_path) -> None:
             lambda d: (
                 d["removed"].update(fc1=[1, 4]),
                 d["substitutions"].update(
-                    fc1=[{"node": 1, "into": 4, "scale": 1, "offset": 0}, {"node": 4, "into": 1, "scale": 1, "offset": 0}]
+                    fc1=[
+                        {"node": 1, "into": 4, "scale": 1, "offset": 0},
+                        {"node": 4, "into": 1, "scale": 1, "offset": 0},
+                    ]
                 ),
             ),
             "form a cycle",

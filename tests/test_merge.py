@@ -49,7 +49,13 @@ def naive_plan(degrees, alive, similar, complementary, keep_first=False, min_kee
 @st.composite
 def angle_matrices(draw: st.DrawFn):
     size = draw(st.integers(2, 12))
-    values = draw(st.lists(st.sampled_from([3.0, 10.0, 14.9, 15.0, 60.0, 90.0, 165.0, 170.0, 179.0]), min_size=size * size, max_size=size * size))
+    values = draw(
+        st.lists(
+            st.sampled_from([3.0, 10.0, 14.9, 15.0, 60.0, 90.0, 165.0, 170.0, 179.0]),
+            min_size=size * size,
+            max_size=size * size,
+        )
+    )
     degrees = torch.tensor(values, dtype=torch.float64).reshape(size, size)
     degrees = torch.triu(degrees, 1) + torch.triu(degrees, 1).T
     constant = draw(st.lists(st.booleans(), min_size=size, max_size=size))
@@ -169,9 +175,9 @@ def test_thresholds_are_parameters() -> None:
         model.fc1.bias[7] = model.fc1.bias[0]
     x = torch.randn(40, 5)
     kinds = {
-        (similar, complementary): [p.kind for p in npr.Merge(npr.Distinctiveness(x), similar, complementary).plan(
-            npr.Masker(model, x[:1])
-        )]
+        (similar, complementary): [
+            p.kind for p in npr.Merge(npr.Distinctiveness(x), similar, complementary).plan(npr.Masker(model, x[:1]))
+        ]
         for similar, complementary in [(0.0, 180.0), (1.0, 180.0), (0.0, 179.0), (1.0, 179.0)]
     }
     assert kinds[(0.0, 180.0)] == []

@@ -34,14 +34,18 @@ def test_retention_reads_the_accumulated_mean_probability() -> None:
 def test_retention_recomputed_over_data_is_the_mean_of_sigmoid_alpha_z_plus_beta() -> None:
     """D3's post-hoc equivalent, on the model as masked now (an upstream mask changes z)."""
     torch.manual_seed(1)
-    model = nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 4), AdaptiveDropout(4, alpha=0.8, beta=0.1), nn.Linear(4, 2))
+    model = nn.Sequential(
+        nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 4), AdaptiveDropout(4, alpha=0.8, beta=0.1), nn.Linear(4, 2)
+    )
     x = torch.randn(30, 5)
     masker = npr.Masker(model, x[:1])
     masker.remove("0", [1, 2])
     with torch.no_grad():
         z = model[2](model[1](model[0](x)) * torch.tensor([1.0, 0, 0, 1, 1, 1]))
     expected = torch.sigmoid(0.8 * z + 0.1).double().mean(dim=0)
-    assert torch.allclose(npr.Retention((x, torch.zeros(30, dtype=torch.long)), batch_size=7).score(masker, "2"), expected)
+    assert torch.allclose(
+        npr.Retention((x, torch.zeros(30, dtype=torch.long)), batch_size=7).score(masker, "2"), expected
+    )
     assert float(model[3].retention_count) == 0  # recomputing does not accumulate
 
 
@@ -145,7 +149,11 @@ def test_a_schedule_in_a_training_loop_reaches_the_target_and_compacts() -> None
     ("schedule", "epoch", "message"),
     [
         (RetentionSchedule(target=0), 1, "The 'target' parameter of RetentionSchedule must be an int >= 1. Got 0"),
-        (RetentionSchedule(target=2, gamma=1.0), 1, r"The 'gamma' parameter of RetentionSchedule must be a float in \(0, 1\)"),
+        (
+            RetentionSchedule(target=2, gamma=1.0),
+            1,
+            r"The 'gamma' parameter of RetentionSchedule must be a float in \(0, 1\)",
+        ),
         (RetentionSchedule(target=2, period=0), 1, "The 'period' parameter of RetentionSchedule must be an int >= 1"),
         (RetentionSchedule(target=2), -1, "The 'epoch' argument of RetentionSchedule.step must be an int >= 0"),
         (RetentionSchedule(target=2, layer="2"), 1, "unknown layer '2'"),
@@ -167,3 +175,15 @@ def test_layer_none_needs_exactly_one_adaptive_dropout_layer() -> None:
     with pytest.raises(ValueError, match=r"exactly one layer followed by an AdaptiveDropout; found \['0', '2'\]"):
         RetentionSchedule(target=2).step(masker, 1)
     assert RetentionSchedule(target=2, layer="2").step(masker, 0) == []
+
+
+def test_retention_scoring_leaves_a_training_model_unchanged() -> None:
+    """Recomputing runs in eval mode: no Bernoulli draw, no accumulation, flags restored."""
+    model = net()
+    model.train()(torch.randn(9, 5))
+    masker = npr.Masker(model, torch.randn(1, 5))
+    model.train()
+    snapshot = Snapshot.of(model)
+    npr.Retention(torch.randn(20, 5)).score(masker, "0")
+    npr.Retention().score(masker, "0")
+    snapshot.assert_same(model)

@@ -330,10 +330,13 @@ class Masker:
         offset : float, default=0.0
             Constant added to the consumers' input, folded into their biases.
 
-        Raises ValueError, and changes nothing, for invalid nodes, a removed ``node`` or ``into`` (restore it
-        first), and for substitutions that cannot be folded exactly: consumers that are not Linear or Conv, a
-        twin feeding other positions or another group of a grouped convolution, or an ``offset`` with a
-        consumer without bias, a transposed convolution or a zero-padding convolution.
+        Raises
+        ------
+        ValueError
+            And nothing changes: for invalid nodes, a removed ``node`` or ``into`` (restore it first), and
+            for substitutions that cannot be folded exactly (consumers that are not Linear or Conv, a twin
+            feeding other positions or another group of a grouped convolution, or an ``offset`` with a
+            consumer without bias, a transposed convolution or a zero-padding convolution).
         """
         target = self.layer(layer)
         moved, twin = self._single(target, node, "node"), self._single(target, into, "into")
