@@ -218,7 +218,7 @@ def test_a_fold_into_a_zero_padding_conv_is_refused_before_anything_changes() ->
     model = SmallCNN().eval()
     x = torch.randn(6, 1, 8, 8)
     masker = npr.Masker(model, x[:1])
-    with pytest.raises(ValueError, match="Merge cannot prune layer 'features.0': .*zero-pads its input"):
+    with pytest.raises(ValueError, match=r"Merge cannot prune layer 'features\.0': .*zero-pads its input"):
         npr.Merge(npr.Distinctiveness(x, center="mean"), on_complementary="mean").prune(masker)
     merged = npr.Merge(npr.Distinctiveness(x, center="mean"), on_complementary="mean", layers=["fc"]).prune(masker)
     assert set(merged.removed) == {"fc"}

@@ -55,7 +55,7 @@ def test_retention_needs_an_adaptive_dropout_and_accumulated_sums() -> None:
     with pytest.raises(ValueError, match="AdaptiveDropout '1' has accumulated no retention"):
         npr.Retention().score(masker, "0")
     plain = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2))
-    with pytest.raises(ValueError, match="layer '0' is not .*layers with one: none"):
+    with pytest.raises(ValueError, match=r"layer '0' is not .*layers with one: none"):
         npr.Retention().score(npr.Masker(plain, torch.randn(1, 5)), "0")
     with pytest.raises(ValueError, match="The 'batch_size' parameter of Retention must be an int >= 1"):
         npr.Retention(torch.randn(3, 5), batch_size=0).score(masker, "0")
