@@ -125,8 +125,6 @@ def test_merges_on_a_cnn_fold_into_conv_and_flattened_linear_consumers() -> None
     x = torch.randn(4, 1, 8, 8)
     masked, compact = masked_and_compact(masker, x)
     assert torch.allclose(compact, masked, atol=1e-5)
-    with masker.applied(), torch.no_grad():
-        pass
     plain = npr.Masker(model, torch.randn(1, 1, 8, 8))
     plain.remove("features.0", [0])
     plain.remove("features.4", [1, 3])

@@ -136,7 +136,7 @@ CALLS: dict[str, Callable[[Masker], object]] = {
     "bad input: labels outside the outputs": lambda m: npr.evaluate(m.model, (DATA[0], DATA[1] + 3)),
     "merge/replace, applied, compact, save/load": merged_round_trip,
     "Distinctiveness.score": lambda m: npr.Distinctiveness(DATA, center="mean").score(m, "fc"),
-    "Distinctiveness.angles (conv)": lambda m: npr.Distinctiveness(DATA[0]).angles(m, "conv"),
+    "Distinctiveness.angles (conv)": lambda m: npr.Distinctiveness(DATA[0], center="mean").angles(m, "conv"),
     "Merge(Distinctiveness)": lambda m: npr.Merge(npr.Distinctiveness(DATA, center="mean"), similar=60).prune(m),
     "Merge(on_complementary='mean')": lambda m: npr.Merge(
         npr.Distinctiveness(DATA, center="mean"), similar=60, complementary=100, on_complementary="mean", layers=["fc"]
@@ -145,7 +145,7 @@ CALLS: dict[str, Callable[[Masker], object]] = {
     "bad input: merge into itself": lambda m: m.merge("fc", 1, into=1),
     "bad input: constant into a padded conv": lambda m: m.replace("conv", 1, 0.5),
     "bad input: Merge folding into a padded conv": lambda m: npr.Merge(
-        npr.Distinctiveness(DATA), on_complementary="fold"
+        npr.Distinctiveness(DATA, center="mean"), on_complementary="fold"
     ).prune(m),
     "bad input: Retention without AdaptiveDropout": lambda m: npr.Retention(DATA).score(m, "fc"),
     "bad input: RetentionSchedule without AdaptiveDropout": lambda m: RetentionSchedule(target=2).step(m, 1),

@@ -141,6 +141,8 @@ class Distinctiveness(Scorer):
 
     def angles(self, masker: Masker, layer: str) -> Angles:
         """All pairwise angles of the layer's nodes (removed ones included) over ``data``, as masked now."""
+        if not isinstance(masker, Masker):
+            raise TypeError(f"angles needs a nodeprune Masker; got {type(masker).__name__}")
         self._check()
         target = masker.layer(layer)
         size = target.size
