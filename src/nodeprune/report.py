@@ -1,12 +1,17 @@
-"""Tables and plots of results."""
+"""Tables, CSV files, plots and the environment record of results."""
 
 from __future__ import annotations
 
+import csv
+import os
+import platform
+import sys
 from collections.abc import Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["markdown_table", "plot_series"]
+__all__ = ["environment", "markdown_table", "plot_series", "text_table", "write_csv"]
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
@@ -18,6 +23,79 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[st
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     lines += ["| " + " | ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) + " |" for line in body]
     return "\n".join(lines)
+
+
+def cell(value: object) -> str:
+    """A Markdown table cell: one line, with ``|`` escaped."""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A left-aligned Markdown table of text cells (escaped with :func:`cell`)."""
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for row in rows:
+        if len(row) != len(headers):
+            raise ValueError(f"a row has {len(row)} cells but the table has {len(headers)} columns: {list(row)!r}")
+        lines.append("| " + " | ".join(cell(value) for value in row) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> Path:
+    """Write ``rows`` to a CSV file with a header; ``columns`` default to the keys in order of appearance.
+
+    Values are written as Python prints them (full precision for floats); missing keys are left empty.
+    """
+    if columns is None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if row.get(key) is None else row[key] for key in columns])
+    return path
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as stream:
+            for line in stream:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def environment() -> dict[str, str]:
+    """Versions, platform, CPU and thread counts of this process, for the record of a result."""
+    import numpy
+    import torch
+
+    from . import __version__
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "nodeprune": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "torch-pruning": _version("torch-pruning"),
+        "zennit": _version("zennit"),
+        "scikit-learn": _version("scikit-learn"),
+        "platform": platform.platform(),
+        "CPU": f"{_cpu()}; {os.cpu_count()} logical CPUs, {usable} usable by this process",
+        "torch threads": str(torch.get_num_threads()),
+        "GPU": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none available",
+    }
 
 
 def plot_series(
