@@ -77,7 +77,8 @@ def one_run(
     (x, y), test = split(seed)
     torch.manual_seed(seed)
     model = build(kind, width, activation)
-    schedule = RetentionSchedule(target=width if kind == "pruned" else 32, gamma=0.5, period=period)
+    # the fixed-width baseline gets the pruned run's epochs at its width; 512(D) those of k = 32
+    schedule = RetentionSchedule(target=32 if kind == "dropout" else width, gamma=0.5, period=period)
     epochs = schedule.reached(WIDTH) + period + adam_epochs
     masker = npr.Masker(model, x[:1])
     result = Run(kind, width, activation, seed)
