@@ -8,12 +8,12 @@ import torch
 from torch import nn
 
 from ._guard import preserved_mode
-from ._standout import AdaptiveDropout
+from ._standout import AdaptiveDropout, AdaptiveDropoutPruner
 from .evaluate import LossFunction, batch_loss
 from .masker import Masker, NodeLayer
 from .scorers.retention import Retention
 
-__all__ = ["AdaptiveDropout", "RetentionSchedule", "fit"]
+__all__ = ["AdaptiveDropout", "AdaptiveDropoutPruner", "RetentionSchedule", "fit"]
 
 
 def fit(
