@@ -306,3 +306,21 @@ def test_fine_tuning_under_attach_trains_both_columns_of_a_merge_alike(classific
         masker.detach()
     with torch.no_grad():
         assert torch.allclose(masker.compact()(classification_data[0]), masked, atol=1e-5)
+
+
+def test_merges_into_a_transposed_convolution_fold_exactly_and_constants_are_refused() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.Tanh(),
+        nn.ConvTranspose2d(4, 3, 3, stride=2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(3 * 9 * 9, 2),
+    ).eval()
+    masker = npr.Masker(model, torch.randn(1, 2, 4, 4))
+    masker.merge("0", 1, into=3, scale=-0.5)
+    with pytest.raises(ValueError, match="transposed convolution '2'"):
+        masker.replace("0", 2, 0.1)
+    masked, compact = masked_and_compact(masker, torch.randn(3, 2, 4, 4))
+    assert torch.allclose(compact, masked, atol=1e-5)
