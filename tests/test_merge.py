@@ -247,3 +247,30 @@ def test_bad_parameters_get_a_clear_error_and_change_nothing(kwargs, error, mess
         npr.Merge(**{"scorer": npr.Distinctiveness(x), **kwargs}).prune(masker)
     assert masker.removed("fc1") == []
     snapshot.assert_same(model)
+
+
+def test_a_run_failing_midway_puts_masks_and_merges_back() -> None:
+    torch.manual_seed(0)
+    model = make_mlp((5, 8, 8, 3), activation=nn.Sigmoid).eval()
+    with torch.no_grad():
+        model.fc1.weight[5] = model.fc1.weight[0]
+        model.fc1.bias[5] = model.fc1.bias[0]
+    x = torch.randn(30, 5)
+    masker = npr.Masker(model, x[:1])
+    masker.merge("fc2", 1, into=2)  # made before the run: must survive the rollback
+    scorer = npr.Distinctiveness(x)
+    calls = []
+    angles = scorer.angles
+
+    def failing(masker_: npr.Masker, layer: str):
+        calls.append(layer)
+        if layer == "fc2":
+            raise RuntimeError("scorer failed on the second layer")
+        return angles(masker_, layer)
+
+    scorer.angles = failing  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="second layer"):
+        npr.Merge(scorer, similar=1.0, complementary=179.0).prune(masker)
+    assert calls == ["fc1", "fc2"]
+    assert masker.removed("fc1") == [] and masker.substitutions("fc1") == {}
+    assert masker.removed("fc2") == [1] and masker.substitutions("fc2")[1].source == 2

@@ -611,46 +611,12 @@ class Masker:
             if not bool(mask.any()):
                 raise ValueError(f"{path} removes every node of layer {layer.name!r}")
             new[layer.name] = mask
-        substitutions = self._read_substitutions(path, document.get("substitutions", {}), new)
+        substitutions = _substitution.read(self, path, document.get("substitutions", {}), new)
         for name, mask in new.items():
             self._set(name, mask)
             if self._substitutions[name] != substitutions[name]:
                 self._substitutions[name] = substitutions[name]
                 self._version += 1
-
-    def _read_substitutions(
-        self, path: str | os.PathLike[str], given: Any, masks: dict[str, torch.Tensor]
-    ) -> dict[str, dict[int, Substitution]]:
-        """Validate a file's substitutions against its masks and this model; nothing changes on error."""
-        if not isinstance(given, dict) or any(not isinstance(v, list) for v in given.values()):
-            raise ValueError(f"{path}: 'substitutions' must map layer names to lists")
-        result: dict[str, dict[int, Substitution]] = {layer.name: {} for layer in self.layers}
-        for name, entries in given.items():
-            if name not in result:
-                raise ValueError(f"{path} has substitutions for unknown layer {name!r}")
-            layer = self._by_name[name]
-            for item in entries:
-                try:
-                    node = int(self._nodes(layer, item["node"])[0])
-                    source = None if item["into"] is None else int(self._nodes(layer, item["into"])[0])
-                    entry = Substitution(
-                        source,
-                        _substitution.check_number("Masker.load", "scale", item["scale"]),
-                        _substitution.check_number("Masker.load", "offset", item["offset"]),
-                    )
-                except (KeyError, TypeError, ValueError) as error:
-                    raise ValueError(f"{path}: bad substitution {item!r} of layer {name!r}: {error}") from error
-                if bool(masks[name][node]):
-                    raise ValueError(f"{path}: node {node} of layer {name!r} has a substitution but is kept")
-                issue = self._substitution_problem(name, node, source, constant=entry.offset != 0.0)
-                if issue is not None:
-                    raise ValueError(f"{path}: node {node} of layer {name!r}: {issue}")
-                result[name][node] = entry
-            try:
-                _substitution.resolve(result[name], masks[name])
-            except ValueError as error:
-                raise ValueError(f"{path}: layer {name!r}: {error}") from error
-        return result
 
     # ------------------------------------------------------------------ compaction
     def compact(self) -> nn.Module:
