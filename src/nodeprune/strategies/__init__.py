@@ -2,7 +2,8 @@
 
 from .base import PruneResult, Removal, Strategy
 from .interleaved import DeltaInterleaved
+from .merge import Merge
 from .precomputed import PreComputed
 from .ranking import Ranking
 
-__all__ = ["DeltaInterleaved", "PreComputed", "PruneResult", "Ranking", "Removal", "Strategy"]
+__all__ = ["DeltaInterleaved", "Merge", "PreComputed", "PruneResult", "Ranking", "Removal", "Strategy"]
