@@ -40,6 +40,8 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_masker.py
 	$(PY) benchmarks/bench_loss_delta.py
+	$(PY) benchmarks/bench_relevance.py
+	$(PY) benchmarks/bench_distinctiveness.py
 
 clean:
 	rm -rf $(VENV) build dist site .pytest_cache .mypy_cache .ruff_cache results

@@ -435,3 +435,21 @@ def test_score_all_runs_one_prefix_for_all_layers_and_gives_the_same_scores(name
     together = npr.LossDelta(data).score_all(masker)
     for layer in masker.layers:
         assert torch.allclose(together[layer.name], npr.LossDelta(data).score(masker, layer.name), atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["MLP relu", "MLP sigmoid", "CNN BN Flatten", "residual", "grouped"])
+def test_scores_equal_the_naive_definition_with_merges_and_constants(name) -> None:
+    """Removing a node others were merged into (Masker.merge) takes their share too, as the masker does."""
+    _, masker, data = build(name)
+    first, last = masker.layers[0], masker.layers[-1]
+    masker.merge(first.name, 0, into=2)
+    if first.size > 3:
+        masker.merge(first.name, 3, into=2, scale=-0.5)  # two nodes merged into node 2
+    if last.size > 4 and name.startswith("MLP"):
+        masker.merge(last.name, 2, into=1)
+        masker.merge(last.name, 1, into=4, scale=2.0, offset=0.25)  # a chain: 2 -> 1 (removed) -> 4
+        masker.replace(last.name, 3, 0.5)
+    for layer in masker.layers:
+        expected = naive_scores(masker, layer.name, data)
+        scores = npr.LossDelta(data).score(masker, layer.name)
+        assert torch.allclose(scores, expected, atol=TOLERANCE, rtol=0), (layer.name, scores - expected)

@@ -340,3 +340,32 @@ def test_when_torch_pruning_fails_outright_masks_still_work(monkeypatch, mlp) ->
     assert torch.allclose(masked, expected)
     with pytest.raises(CompactionError, match="RuntimeError: cannot trace this"):
         masker.compact()
+
+
+@pytest.mark.parametrize("how", ["applied", "attached"])
+def test_compact_while_masks_are_applied_gives_a_model_without_mask_hooks(mlp, how) -> None:
+    masker = npr.Masker(mlp, torch.randn(1, 6))
+    masker.remove("fc1", [1, 2])
+    x = torch.randn(4, 6)
+    if how == "attached":
+        masker.attach()
+        small = masker.compact()
+        second = npr.Masker(mlp, torch.randn(1, 6))  # a second masker's copies must not carry the first's hooks
+        masker.detach()
+    else:
+        with masker.applied():
+            small = masker.compact()
+            second = npr.Masker(mlp, torch.randn(1, 6))
+    assert all(len(m._forward_pre_hooks) == 0 and len(m._forward_hooks) == 0 for m in small.modules())
+    with torch.no_grad(), masker.applied():
+        assert torch.allclose(small(x), mlp(x), atol=1e-6)
+    assert [layer.size for layer in second.layers] == [10, 8]
+
+
+def test_consumers_tell_where_each_channel_is_consumed(cnn) -> None:
+    masker = npr.Masker(cnn, torch.randn(1, 1, 8, 8))
+    (piece,) = masker.consumers("features.4")
+    assert piece.module == "fc" and piece.features.numel() == 6 * 4  # 6 channels x 2x2 positions after Flatten
+    assert sorted(piece.channels.unique().tolist()) == list(range(6))
+    with pytest.raises(ValueError, match="unknown layer"):
+        masker.consumers("nope")

@@ -9,7 +9,9 @@ running statistics and fail the bit-identity check.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from torch import nn
 import nodeprune as npr
 from conftest import Snapshot, randomize_batchnorm
 from nodeprune.masker import Masker, NodeLayer
+from nodeprune.training import RetentionSchedule
 
 
 class Bomb(nn.Module):
@@ -119,6 +122,18 @@ def reinitialise_copy(masker: Masker) -> None:
     reinitialise(masker.model, DATA, max_iter=2)
 
 
+def merged_round_trip(masker: Masker) -> None:
+    masker.merge("fc", 0, into=1)
+    masker.replace("fc", 2, 0.5)
+    masker.merge("conv", 1, into=3)
+    with masker.applied():
+        masker.model(DATA[0])
+    masker.compact()
+    with tempfile.TemporaryDirectory() as directory:
+        masker.save(Path(directory) / "m.json")
+        masker.load(Path(directory) / "m.json")
+
+
 CALLS: dict[str, Callable[[Masker], object]] = {
     "mask/remove/restore/set_mask/reset": lambda m: (
         m.mask("conv"),
@@ -160,6 +175,47 @@ CALLS: dict[str, Callable[[Masker], object]] = {
         (DATA[0].to("meta"), DATA[1].to("meta"))
     ).score(m, "fc"),
     "bad input: labels outside the outputs": lambda m: npr.evaluate(m.model, (DATA[0], DATA[1] + 3)),
+    "Relevance.score": lambda m: (m.remove("conv", [0]), npr.Relevance(DATA).score(m, "conv")),
+    "Relevance.score_all (BatchNorm folded)": lambda m: npr.Relevance(DATA).score_all(m),
+    "Relevance at outputs, yeom, by label": lambda m: npr.Relevance(
+        DATA, stat="yeom", position="output", target="label"
+    ).score_all(m),
+    "Relevance epsilon_plus_flat": lambda m: npr.Relevance(DATA, "epsilon_plus_flat").score_all(m),
+    "DeltaInterleaved(Magnitude, Relevance)": lambda m: npr.DeltaInterleaved(
+        npr.Magnitude(), npr.Relevance(DATA), delta=0.4, ratio=0.5
+    ).prune(m),
+    "sweep": lambda m: npr.sweep(
+        m,
+        {
+            "relevance": npr.PreComputed(npr.Relevance(DATA), scope="global"),
+            "delta": npr.DeltaInterleaved(npr.Magnitude(), npr.Relevance(DATA), 0.5, 0.0, scope="layer"),
+        },
+        DATA,
+        ratios=[0.0, 0.5],
+    ),
+    "agreement": lambda m: npr.agreement(m, {"relevance": npr.Relevance(DATA), "magnitude": npr.Magnitude()}),
+    "bad input: Relevance stat": lambda m: npr.Relevance(DATA, stat="median").score_all(m),
+    "bad input: Relevance labels outside the outputs": lambda m: npr.Relevance(
+        (DATA[0], DATA[1] + 3), target="label"
+    ).score_all(m),
+    "bad input: DeltaInterleaved delta": lambda m: npr.DeltaInterleaved(
+        npr.Magnitude(), npr.Magnitude("l2"), delta=2.0, ratio=0.3
+    ).prune(m),
+    "merge/replace, applied, compact, save/load": merged_round_trip,
+    "Distinctiveness.score": lambda m: npr.Distinctiveness(DATA, center="mean").score(m, "fc"),
+    "Distinctiveness.angles (conv)": lambda m: npr.Distinctiveness(DATA[0], center="mean").angles(m, "conv"),
+    "Merge(Distinctiveness)": lambda m: npr.Merge(npr.Distinctiveness(DATA, center="mean"), similar=60).prune(m),
+    "Merge(on_complementary='mean')": lambda m: npr.Merge(
+        npr.Distinctiveness(DATA, center="mean"), similar=60, complementary=100, on_complementary="mean", layers=["fc"]
+    ).prune(m),
+    "Merge.plan": lambda m: npr.Merge(npr.Distinctiveness(DATA, center="mean"), similar=60).plan(m),
+    "bad input: merge into itself": lambda m: m.merge("fc", 1, into=1),
+    "bad input: constant into a padded conv": lambda m: m.replace("conv", 1, 0.5),
+    "bad input: Merge folding into a padded conv": lambda m: npr.Merge(
+        npr.Distinctiveness(DATA, center="mean"), on_complementary="fold"
+    ).prune(m),
+    "bad input: Retention without AdaptiveDropout": lambda m: npr.Retention(DATA).score(m, "fc"),
+    "bad input: RetentionSchedule without AdaptiveDropout": lambda m: RetentionSchedule(target=2).step(m, 1),
 }
 
 

@@ -19,6 +19,10 @@ def test_public_names() -> None:
         "PruneResult",
         "Magnitude",
         "PreComputed",
+        "Distinctiveness",
+        "Retention",
+        "AdaptiveDropout",
+        "Merge",
     }
     assert expected <= set(npr.__all__)
     for name in npr.__all__:

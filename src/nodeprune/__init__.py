@@ -4,26 +4,48 @@ Score the hidden neurons and channels of a trained network and remove the ones t
 place. See https://github.com/ (docs/) for the guides; the public names are listed in ``__all__``.
 """
 
+from .comparison import agreement, sweep
 from .evaluate import evaluate
+from .interop import as_importance
 from .masker import Masker, NodeLayer
-from .scorers import LossDelta, Magnitude, Scorer
-from .strategies import Exhaustive, Greedy, PreComputed, PruneResult, RandomRemoval, RandomShrink, Strategy
+from .scorers import Distinctiveness, LossDelta, Magnitude, Relevance, Retention, Scorer
+from .strategies import (
+    DeltaInterleaved,
+    Exhaustive,
+    Greedy,
+    Merge,
+    PreComputed,
+    PruneResult,
+    RandomRemoval,
+    RandomShrink,
+    Strategy,
+)
+from .training import AdaptiveDropout
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AdaptiveDropout",
+    "DeltaInterleaved",
+    "Distinctiveness",
     "Exhaustive",
     "Greedy",
     "LossDelta",
     "Magnitude",
     "Masker",
+    "Merge",
     "NodeLayer",
     "PreComputed",
     "PruneResult",
     "RandomRemoval",
     "RandomShrink",
+    "Relevance",
+    "Retention",
     "Scorer",
     "Strategy",
     "__version__",
+    "agreement",
+    "as_importance",
     "evaluate",
+    "sweep",
 ]

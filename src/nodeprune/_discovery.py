@@ -20,12 +20,14 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
 from ._guard import preserved_mode, weight_of
+from ._standout import AdaptiveDropout, AdaptiveDropoutPruner
 
 LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 CONSUMER_TYPES: tuple[type[nn.Module], ...] = (
@@ -34,6 +36,8 @@ CONSUMER_TYPES: tuple[type[nn.Module], ...] = (
     nn.ConvTranspose2d,
     nn.ConvTranspose3d,
 )
+# Modules with per-node state that torch-pruning must slice with the nodes (registered as customized layers).
+PER_NODE_PRUNERS: dict[type[nn.Module], tp.pruner.function.BasePruningFunc] = {AdaptiveDropout: AdaptiveDropoutPruner()}
 # Modules that mix the channels they normalise: removing a channel changes the other channels' outputs,
 # which zeroing an input cannot reproduce.
 _CHANNEL_MIXING = (nn.LayerNorm, nn.GroupNorm, nn.MultiheadAttention, nn.RNNBase, nn.Embedding)
@@ -66,6 +70,9 @@ class NodeLayer:
         its consumers; ``note`` says why.
     note : str
         Why the layer is not exact (empty otherwise).
+    companions : tuple of str
+        Modules with per-node state of this layer's nodes (``AdaptiveDropout``): compaction slices their
+        state with the nodes, and ``Retention`` reads them.
     """
 
     name: str
@@ -76,6 +83,7 @@ class NodeLayer:
     coupled: tuple[str, ...] = ()
     exact: bool = True
     note: str = ""
+    companions: tuple[str, ...] = ()
 
     def channel_mask(self, node_mask: torch.Tensor) -> torch.Tensor:
         """Expand a node mask of length ``size`` to a channel mask of length ``channels``."""
@@ -147,15 +155,35 @@ def _grouping(module: nn.Module) -> int:
     return 1
 
 
+HOOK_MARK = "_nodeprune_hook"
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks")
+
+
+def mark_hook(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a hook function as nodeprune's, so that copies of the model can be stripped of it."""
+    setattr(function, HOOK_MARK, True)
+    return function
+
+
 def copy_model(model: nn.Module) -> nn.Module:
-    """A deep copy, with a clear error for models that cannot be copied."""
+    """A deep copy without nodeprune's hooks, with a clear error for models that cannot be copied.
+
+    Hooks of a Masker that is applied or attached would otherwise be copied too (they belong to the
+    original's masks and would act on the copy, e.g. on a compacted model of other widths).
+    """
     try:
-        return copy.deepcopy(model)
+        duplicate = copy.deepcopy(model)
     except Exception as error:  # deepcopy raises many types for exotic attributes
         raise TypeError(
             "nodeprune traces and compacts a copy of the model (copy.deepcopy), which failed for this model: "
             f"{type(error).__name__}: {error}"
         ) from error
+    for module in duplicate.modules():
+        for attribute in _HOOK_DICTS:
+            hooks = getattr(module, attribute)
+            for key in [key for key, hook in hooks.items() if getattr(hook, HOOK_MARK, False)]:
+                del hooks[key]
+    return duplicate
 
 
 def build_graph(model_copy: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tp.DependencyGraph:
@@ -166,7 +194,11 @@ def build_graph(model_copy: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tp.D
             p.requires_grad_(True)  # the graph is traced through autograd
         with torch.enable_grad():
             return tp.DependencyGraph().build_dependency(
-                model_copy, example_inputs=inputs, forward_fn=lambda m, x: m(*x), verbose=False
+                model_copy,
+                example_inputs=inputs,
+                forward_fn=lambda m, x: m(*x),
+                verbose=False,
+                customized_pruners=dict(PER_NODE_PRUNERS),
             )
     finally:
         for p, flag in flags:
@@ -303,6 +335,7 @@ def _traced_plan(
         slices: list[ConsumerSlice] = []
         groupings: set[int] = set()
         problems: list[str] = []
+        companions: list[str] = []
         for item in group:
             dep = item.dep
             target = dep.target.module
@@ -332,6 +365,8 @@ def _traced_plan(
                             not torch.equal(features, feeding)
                         ):
                             problems.append(f"it feeds only part of grouped convolution {name!r}")
+            elif isinstance(target, AdaptiveDropout):
+                companions.append(shadow_names[target])
             elif isinstance(target, _CHANNEL_MIXING):
                 problems.append(f"{type(target).__name__} {shadow_names.get(target, '')!r} mixes the channels")
             elif isinstance(target, nn.Parameter):
@@ -364,6 +399,7 @@ def _traced_plan(
                 coupled=tuple(n for n in ordered if n != root and n in names),
                 exact=not problems,
                 note="; ".join(dict.fromkeys(problems)),
+                companions=tuple(dict.fromkeys(n for n in companions if n in names)),
             )
         )
         consumers[root] = slices

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ._data import LossFunction, check_output, losses_and_hits
+from ._guard import weight_of
 from ._probe import measure_outputs, probe
 from ._rank_one import channels_last, factor, first_site_output, layout, segments
 from ._sites import Site, layer_sites
@@ -66,6 +67,8 @@ class Baseline:
     active: torch.Tensor
     tables: dict[str, torch.Tensor]
     shapes: dict[str, int]
+    offsets: dict[str, torch.Tensor] = field(default_factory=dict)
+    weight: torch.Tensor | None = None  # the first site's weight with merged nodes' columns folded in
     site_input: torch.Tensor | None = None
     site_output: torch.Tensor | None = None
     features: list[torch.Tensor] = field(default_factory=list)
@@ -194,7 +197,7 @@ def _forward_all(
         later = split.later
         with probe(modules, observe_inputs=later) as seen_later:  # copies: the suffix may work in place
             cut = [c[start:stop].clone() for c in prepared.cut]
-            output = split.suffix(site_output.clone(), *cut, *([1.0] * len(later)))
+            output = split.suffix(site_output.clone(), *cut, *([1.0] * len(later)), *([0.0] * len(later)))
         values = dict(seen_later.inputs)
         values[first.name] = [site_output if first.output else site_input]  # type: ignore[list-item]
         return output, values, site_input, site_output
@@ -274,6 +277,7 @@ def baseline(
         raise ValueError("the loss is NaN: the model's output or the loss function produced a NaN")
     if same_input and site_input is not None:
         site_input = prepared.site_input  # the consumer saw the prefix's values unchanged: no copy
+    tables, offsets, weight = _substitution_tables(masker, layer, prepared, output)
     return Baseline(
         loss=mean_loss,
         accuracy=float(hits.double().mean()) if hits is not None else float("nan"),
@@ -282,12 +286,46 @@ def baseline(
         outputs=torch.cat(outputs) if mean_only else None,
         correct=hits,
         active=active,
-        tables=prepared.tables(layer.size, output.dtype, output.device),
+        tables=tables,
         shapes=shapes,
+        offsets=offsets,
+        weight=weight,
         site_input=site_input,
         site_output=site_output,
         features=prepared.first.node_features(layer.size),
     )
+
+
+def _substitution_tables(
+    masker: Masker, layer: NodeLayer, prepared: Prepared, like: torch.Tensor
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor | None]:
+    """Factor and offset tables per site, and the first site's effective weight, given the layer's merges.
+
+    Removing a node that others were merged into (``Masker.merge``) also takes its share from their
+    features, which keep only their constant: there the factor is 0 and the offset the constant, and the
+    first site's rank-one term uses the node's column plus the merged nodes' columns times their scale.
+    """
+    tables = prepared.tables(layer.size, like.dtype, like.device)
+    offsets: dict[str, torch.Tensor] = {}
+    weight: torch.Tensor | None = None
+    for site in prepared.sites:
+        effects = site.effects(masker, layer)
+        if not effects:
+            continue
+        table, offset = tables[site.name].clone(), torch.zeros_like(tables[site.name])
+        for effect in effects:
+            table[effect.root, effect.features] = 0
+            offset[effect.root, effect.features] = effect.offset
+        tables = {**tables, site.name: table}
+        offsets[site.name] = offset
+        plain = isinstance(site.module, nn.Linear) or (
+            isinstance(site.module, nn.modules.conv._ConvNd) and not site.module.transposed and site.module.groups == 1
+        )
+        if site is prepared.first and plain:  # other first sites are recomputed on their input
+            weight = weight_of(site.module).detach().clone()
+            for effect in effects:
+                weight[:, effect.twin] += effect.scale * weight[:, effect.features]
+    return tables, offsets, weight
 
 
 def run_pass(
@@ -308,15 +346,21 @@ def run_pass(
         owners = [s.name for s in prepared.sites if s.output]
         with masker.applied(), probe(modules, scale_inputs=consumers, scale_outputs=owners) as scaling:
             for site in prepared.sites:
-                factors = scaling.output_factors if site.output else scaling.input_factors
-                factors[site.name] = factor(site, base, nodes)
+                scale, shift = factor(site, base, nodes)
+                if site.output:
+                    scaling.output_factors[site.name] = scale
+                else:
+                    scaling.input_factors[site.name] = scale
+                    scaling.input_offsets[site.name] = shift
             output = masker.model(prepared.inputs.index_select(0, rows))
     else:
         split = prepared.split
         site_output = first_site_output(masker, prepared, base, nodes, rows)
         later = [factor(next(s for s in prepared.sites if s.name == name), base, nodes) for name in split.later]
+        scales = [scale for scale, _ in later]
+        shifts = [0.0 if shift is None else shift for _, shift in later]
         with masker.applied():
-            output = split.suffix(site_output, *[c.index_select(0, rows) for c in prepared.cut], *later)
+            output = split.suffix(site_output, *[c.index_select(0, rows) for c in prepared.cut], *scales, *shifts)
     new, hit = losses_and_hits(output, targets, loss_fn)
     hit_change = None
     if hit is not None and base.correct is not None:

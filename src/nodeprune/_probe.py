@@ -25,12 +25,15 @@ class Probe:
         The inputs (first positional argument) and outputs seen by each observed module, one per call.
     input_factors, output_factors : dict of str to Tensor or None
         Multipliers applied to a module's input or output at the next calls; None means unchanged.
+    input_offsets : dict of str to Tensor or None
+        Added to a module's input after its factor.
     """
 
     def __init__(self) -> None:
         self.inputs: dict[str, list[torch.Tensor]] = {}
         self.outputs: dict[str, list[torch.Tensor]] = {}
         self.input_factors: dict[str, torch.Tensor | None] = {}
+        self.input_offsets: dict[str, torch.Tensor | None] = {}
         self.output_factors: dict[str, torch.Tensor | None] = {}
 
 
@@ -56,11 +59,14 @@ def probe(
         def hook(_module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
             x = args[0]
             factor = state.input_factors.get(name) if scaled else None
+            offset = state.input_offsets.get(name) if scaled else None
             if factor is not None:
                 x = x * factor
+            if offset is not None:
+                x = x + offset
             if observed:
                 state.inputs.setdefault(name, []).append(x)
-            return None if factor is None else (x, *args[1:])
+            return None if factor is None and offset is None else (x, *args[1:])
 
         return hook
 

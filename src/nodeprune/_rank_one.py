@@ -39,13 +39,21 @@ def rows_of(value: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return value.index_select(0, rows)
 
 
-def factor(site: Site, base: Baseline, nodes: torch.Tensor) -> torch.Tensor:
-    """Per row, the multiplier of ``site``'s features that removes node ``nodes[i]``."""
-    table = base.tables[site.name].index_select(0, nodes)
+def factor(site: Site, base: Baseline, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per row, the multiplier and the offset (None: 0) of ``site``'s features that remove node ``nodes[i]``."""
     rows = nodes.shape[0]
     if site.linear:
-        return table.reshape((rows,) + (1,) * (base.shapes[site.name] - 2) + (site.width,))
-    return table.reshape((rows, site.width) + (1,) * (base.shapes[site.name] - 2))
+        shape = (rows,) + (1,) * (base.shapes[site.name] - 2) + (site.width,)
+    else:
+        shape = (rows, site.width) + (1,) * (base.shapes[site.name] - 2)
+    scale = base.tables[site.name].index_select(0, nodes).reshape(shape)
+    offsets = base.offsets.get(site.name)
+    return scale, None if offsets is None else offsets.index_select(0, nodes).reshape(shape)
+
+
+def _apply(value: torch.Tensor, change: tuple[torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
+    scale, shift = change
+    return value * scale if shift is None else value * scale + shift
 
 
 def segments(nodes: torch.Tensor) -> list[tuple[int, int, int]]:
@@ -119,14 +127,14 @@ def first_site_output(
     y = base.site_output
     assert y is not None
     if first.output:
-        return rows_of(y, rows) * factor(first, base, nodes)
+        return _apply(rows_of(y, rows), factor(first, base, nodes))
     x = base.site_input
     assert x is not None
     plain_conv = isinstance(module, nn.modules.conv._ConvNd) and not module.transposed and module.groups == 1
     if not (isinstance(module, nn.Linear) or plain_conv):
         with masker.applied():
-            return channels_last(module(x.index_select(0, rows) * factor(first, base, nodes)))
-    weight = weight_of(module).detach()
+            return channels_last(module(_apply(x.index_select(0, rows), factor(first, base, nodes))))
+    weight = weight_of(module).detach() if base.weight is None else base.weight
     single = _single_features(base)
     if isinstance(module, nn.Linear) and x.dim() == 2 and single is not None:
         return _linear_rank_one(base, single, x, y, weight, nodes, rows)

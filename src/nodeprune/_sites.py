@@ -2,7 +2,8 @@
 
 Removing node ``j`` of a layer zeroes, at every *site*, the features fed by ``j``'s channels: the input
 features of each consumer module (``Masker._input_mask``), or the layer's own output channels when it has
-no consumer (untraced models). This module turns the masker's plan into per-site index tensors.
+no consumer (untraced models). Nodes merged into ``j`` (``Masker.merge``) lose their share of ``j`` too:
+their features keep only their constant. This module turns the masker's plan into per-site tensors.
 """
 
 from __future__ import annotations
@@ -12,7 +13,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ._substitution import resolve
 from .masker import Masker, NodeLayer
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A removed node ``merged`` feeds ``scale · value(root) + offset`` to ``features`` (paired with ``twin``)."""
+
+    root: int
+    features: torch.Tensor
+    twin: torch.Tensor
+    scale: float
+    offset: float
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,7 @@ class Site:
     features: torch.Tensor
     nodes: torch.Tensor
     width: int
+    channels: torch.Tensor
 
     @property
     def linear(self) -> bool:
@@ -48,6 +62,27 @@ class Site:
         table = torch.ones(size, self.width, dtype=dtype, device=device)
         table[self.nodes.to(device), self.features.to(device)] = 0
         return table
+
+    def effects(self, masker: Masker, layer: NodeLayer) -> list[Effect]:
+        """The merges of ``layer`` whose root is a kept node, at this site (none for own-output sites)."""
+        entries = masker._substitutions.get(layer.name) if not self.output else None
+        if not entries:
+            return []
+        by_channel: dict[int, list[int]] = {}
+        for feature, channel in zip(self.features.tolist(), self.channels.tolist(), strict=True):
+            by_channel.setdefault(channel, []).append(feature)
+        result = []
+        for node, (root, scale, offset) in resolve(entries, masker._masks[layer.name]).items():
+            if root is None or scale == 0.0:
+                continue
+            node_channels = layer.node_channels(torch.tensor([node])).tolist()
+            root_channels = layer.node_channels(torch.tensor([root])).tolist()
+            for channel, twin in zip(node_channels, root_channels, strict=True):
+                if channel in by_channel:
+                    features = torch.tensor(sorted(by_channel[channel]), dtype=torch.long)
+                    twins = torch.tensor(sorted(by_channel[twin]), dtype=torch.long)
+                    result.append(Effect(root, features, twins, scale, offset))
+        return result
 
     def activity(self, value: torch.Tensor, size: int) -> torch.Tensor:
         """(rows, size) bool: whether any feature of node ``j`` is non-zero in each row of ``value``."""
@@ -85,16 +120,17 @@ def layer_sites(masker: Masker, layer: NodeLayer) -> list[Site]:
     """The sites of ``layer`` in the masker's plan, one per module; its own output if it has no consumer."""
     slices = masker._plan.consumers.get(layer.name, [])
     if not slices:
-        channels = torch.arange(layer.channels)
-        return [Site(layer.name, layer.module, True, channels, channels % layer.size, layer.channels)]
+        own = torch.arange(layer.channels)
+        return [Site(layer.name, layer.module, True, own, own % layer.size, layer.channels, own)]
     merged: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
     for piece in slices:
-        features, nodes = merged.setdefault(piece.module, ([], []))
-        features.append(piece.features)
-        nodes.append(piece.channels % layer.size)
+        pieces_features, pieces_channels = merged.setdefault(piece.module, ([], []))
+        pieces_features.append(piece.features)
+        pieces_channels.append(piece.channels)
     sites = []
-    for name, (features, nodes) in merged.items():
+    for name, (features, channels) in merged.items():
         module = masker.model.get_submodule(name)
         width = int(module.in_features) if isinstance(module, nn.Linear) else int(module.in_channels)  # type: ignore[arg-type]
-        sites.append(Site(name, module, False, torch.cat(features), torch.cat(nodes), width))
+        channel = torch.cat(channels)
+        sites.append(Site(name, module, False, torch.cat(features), channel % layer.size, width, channel))
     return sites

@@ -6,8 +6,9 @@ can never touch the user's modules) and builds two graph modules that call the *
 
 * ``prefix(*inputs) -> (*cut, site_input)``: everything before the first site module, returning the
   values the suffix needs (``cut``) and the site module's input;
-* ``suffix(site_output, *cut, *factors) -> output``: everything after the first site, with the input of
-  every later site module multiplied by a factor (1.0 for the unchanged model).
+* ``suffix(site_output, *cut, *factors, *offsets) -> output``: everything after the first site, with the
+  input of every later site module multiplied by a factor and shifted by an offset (1.0 and 0.0 for the
+  unchanged model).
 
 Values that are not per-sample tensors (shapes, sizes, parameters) are recomputed in the suffix, so the
 suffix may run on any subset of the samples, in any order.
@@ -174,11 +175,14 @@ def split_model(
     for i, node in enumerate(cut):
         env[node] = suffix_graph.placeholder(f"cut_{i}")
     factors = {name: suffix_graph.placeholder(f"factor_{i}") for i, name in enumerate(later)}
+    offsets = {name: suffix_graph.placeholder(f"offset_{i}") for i, name in enumerate(later)}
     for node in nodes:
         if node not in in_suffix:
             continue
         if node.op == "call_module" and str(node.target) in factors:
-            scaled = suffix_graph.call_function(operator.mul, (env[node.args[0]], factors[str(node.target)]))
+            target = str(node.target)
+            scaled = suffix_graph.call_function(operator.mul, (env[node.args[0]], factors[target]))
+            scaled = suffix_graph.call_function(operator.add, (scaled, offsets[target]))
             rest = fx.map_arg(node.args[1:], env.__getitem__)
             kwargs = fx.map_arg(dict(node.kwargs), env.__getitem__)
             env[node] = suffix_graph.call_module(str(node.target), (scaled, *rest), kwargs)

@@ -37,13 +37,31 @@ class Magnitude(Scorer):
     convolutions) the filter is the concatenation of every coupled producer's filter; with grouped
     convolutions a node's filter covers its whole channel bundle.
 
+    The statistics, over the :math:`n` weights :math:`W_{j,k}` of node :math:`j`'s filter (for a Conv2d,
+    :math:`n = C_\text{in} \cdot k_h \cdot k_w`), against the rows of Zhao (2024)'s Table B.2:
+
+    | ``stat``     | Zhao (2024), Table B.2 | score :math:`s_j`                               |
+    |--------------|------------------------|-------------------------------------------------|
+    | ``mean_abs`` | ``mean_abs_parameter`` | :math:`\frac{1}{n}\sum_k \lvert W_{j,k} \rvert` |
+    | ``mean``     | ``mean_all_parameter`` | :math:`\frac{1}{n}\sum_k W_{j,k}`               |
+    | ``max_abs``  | ``max_abs_parameter``  | :math:`\max_k \lvert W_{j,k} \rvert`            |
+    | ``max``      | ``max_all_parameter``  | :math:`\max_k W_{j,k}`                          |
+    | ``min_abs``  | ``min_abs_parameter``  | :math:`\min_k \lvert W_{j,k} \rvert`            |
+    | ``min``      | ``min_all_parameter``  | :math:`\min_k W_{j,k}`                          |
+    | ``l1``       | (Li et al. 2017)       | :math:`\sum_k \lvert W_{j,k} \rvert`            |
+    | ``l2``       | —                      | :math:`(\sum_k W_{j,k}^2)^{1/2}`                |
+
+    Zhao describes them only as "similar statistical measures … for the parameters of each channel"
+    (§3.4.2); the output filter :math:`W[c, :, :, :]` without the bias is the spec's reading (§1.3). The
+    signed ones rank the most negative filters first, which is why ``mean`` and ``min`` collapse the
+    thesis's VGG already at 10 % (Table B.2).
+
     Parameters
     ----------
     stat : str, default="mean_abs"
-        ``"mean_abs"`` (Zhao 2024's ``mean_abs_parameter``, §3.4.2 and Table B.2: the L1 filter norm of
-        Li et al. 2017 divided by the fan-in), ``"mean"``, ``"max_abs"``, ``"max"``, ``"min_abs"``,
-        ``"min"`` (the other five statistics of Zhao's Table B.2), ``"l1"`` (sum of absolute values, Li
-        et al. 2017) or ``"l2"`` (Euclidean norm).
+        One of the table's statistics. ``"mean_abs"`` is Zhao (2024)'s parameter criterion (§4.4.3,
+        Table B.2: the best of the six at every level from 10 to 50 %), the L1 filter norm of Li et al.
+        (2017) divided by the fan-in, so that layers with different fan-ins compare in a global ranking.
 
     Examples
     --------

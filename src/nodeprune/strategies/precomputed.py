@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
-
 from ..masker import Masker
 from ..scorers.base import Scorer
-from .base import PruneResult, Removal, Strategy
+from .base import PruneResult, Strategy
+from .ranking import Ranking, apply, ascending, check_common, full_scores, layer_names, score_candidates
 
 __all__ = ["PreComputed"]
 
@@ -79,7 +78,9 @@ class PreComputed(Strategy):
             raise TypeError(f"The 'scorer' parameter of PreComputed must be a Scorer. Got {self.scorer!r} instead.")
         if self.threshold is not None and self.ratio is not None:
             raise ValueError("PreComputed takes either 'threshold' or 'ratio', not both.")
-        if self.ratio is not None and not (isinstance(self.ratio, (int, float)) and 0 <= self.ratio < 1):
+        if self.ratio is not None and not (
+            isinstance(self.ratio, (int, float)) and not isinstance(self.ratio, bool) and 0 <= self.ratio < 1
+        ):
             raise ValueError(
                 f"The 'ratio' parameter of PreComputed must be a float in [0, 1). Got {self.ratio!r} instead."
             )
@@ -89,72 +90,37 @@ class PreComputed(Strategy):
             raise ValueError(
                 f"The 'threshold' parameter of PreComputed must be a finite float. Got {self.threshold!r} instead."
             )
-        if self.scope not in ("layer", "global"):
-            raise ValueError(
-                f"The 'scope' parameter of PreComputed must be 'layer' or 'global'. Got {self.scope!r} instead."
-            )
-        if isinstance(self.min_keep, bool) or not isinstance(self.min_keep, int) or self.min_keep < 1:
-            raise ValueError(
-                f"The 'min_keep' parameter of PreComputed must be an int >= 1. Got {self.min_keep!r} instead."
-            )
-        for name in self.layers or ():
-            masker.layer(name)
+        check_common("PreComputed", masker, self.scope, self.min_keep, self.layers)
+
+    def ranking(self, masker: Masker) -> Ranking:
+        """The complete removal order (lowest score first, in ``scope``) from one scoring pass; no mask changes.
+
+        The ``ratio`` and ``threshold`` are not applied: ``ranking(masker).take(r)`` are the removals of
+        ``PreComputed(scorer, ratio=r, scope=scope)``. Used by :func:`nodeprune.sweep`.
+        """
+        self._check(masker)
+        return self._rank(masker, self.scope)
+
+    def _rank(self, masker: Masker, scope: str) -> Ranking:
+        names = layer_names(masker, self.layers)
+        candidates, scores, evaluations = score_candidates(self.scorer, masker, names)
+        return Ranking(
+            scope=scope,
+            pools=ascending(names, candidates, scores, scope),
+            kept={name: masker.kept(name) for name in names},
+            min_keep=self.min_keep,
+            scores=full_scores(masker, candidates, scores),
+            evaluations=evaluations,
+        )
 
     def _prune(self, masker: Masker, result: PruneResult) -> None:
-        names = (
-            [layer.name for layer in masker.layers]
-            if self.layers is None
-            else list(dict.fromkeys(masker.layer(n).name for n in self.layers))
-        )
-        candidates: dict[str, torch.Tensor] = {}
-        scores: dict[str, torch.Tensor] = {}
-        for name in names:
-            kept = torch.nonzero(masker.mask(name)).reshape(-1)
-            candidates[name] = kept
-            scores[name] = self.scorer.score(masker, name, kept)
-            if self.scorer.evaluates_nodes:
-                result.evaluations += kept.numel()
-            full = torch.full((masker.layer(name).size,), float("nan"), dtype=torch.float64)
-            full[kept] = scores[name]
-            result.scores[name] = full
-
-        # one list of (score, layer position, node) per scope, in removal order
-        if self.ratio is not None and self.scope == "global":
-            pools = [
-                [
-                    (float(s), i, int(n))
-                    for i, name in enumerate(names)
-                    for s, n in zip(scores[name], candidates[name], strict=True)
-                ]
-            ]
-            quotas = [math.floor(self.ratio * sum(c.numel() for c in candidates.values()))]
+        # a threshold is the same everywhere: rank per layer then, whatever the scope
+        ranking = self._rank(masker, self.scope if self.ratio is not None else "layer")
+        result.evaluations += ranking.evaluations
+        result.scores.update(ranking.scores)
+        if self.ratio is not None:
+            chosen = ranking.take(self.ratio)
         else:
-            pools = [
-                [(float(s), i, int(n)) for s, n in zip(scores[name], candidates[name], strict=True)]
-                for i, name in enumerate(names)
-            ]
-            quotas = [
-                math.floor(self.ratio * candidates[name].numel()) if self.ratio is not None else len(pool)
-                for name, pool in zip(names, pools, strict=True)
-            ]
-        threshold = DEFAULT_THRESHOLD if self.threshold is None else self.threshold
-        left = {name: masker.kept(name) for name in names}
-        chosen: dict[str, list[tuple[int, float]]] = {name: [] for name in names}
-        for pool, quota in zip(pools, quotas, strict=True):
-            taken = 0
-            for score, position, node in sorted(pool):
-                if taken >= quota:
-                    break
-                if self.ratio is None and not score <= threshold:
-                    break
-                name = names[position]
-                if left[name] <= self.min_keep:
-                    continue
-                chosen[name].append((node, score))
-                left[name] -= 1
-                taken += 1
-        for name in names:
-            result.removed[name] = [node for node, _ in chosen[name]]
-            if chosen[name]:
-                masker.remove(name, result.removed[name])
-            result.trajectory.extend(Removal(name, node, score) for node, score in chosen[name])
+            threshold = DEFAULT_THRESHOLD if self.threshold is None else self.threshold
+            chosen = ranking.walk(stop=lambda score: not score <= threshold)
+        apply(masker, result, chosen)
