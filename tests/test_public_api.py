@@ -23,6 +23,11 @@ def test_public_names() -> None:
         "Retention",
         "AdaptiveDropout",
         "Merge",
+        "LossDelta",
+        "Exhaustive",
+        "Greedy",
+        "RandomRemoval",
+        "RandomShrink",
     }
     assert expected <= set(npr.__all__)
     for name in npr.__all__:

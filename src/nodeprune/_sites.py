@@ -118,7 +118,7 @@ class Site:
 
 def layer_sites(masker: Masker, layer: NodeLayer) -> list[Site]:
     """The sites of ``layer`` in the masker's plan, one per module; its own output if it has no consumer."""
-    slices = masker._plan.consumers.get(layer.name, [])
+    slices = masker.consumers(layer.name)
     if not slices:
         own = torch.arange(layer.channels)
         return [Site(layer.name, layer.module, True, own, own % layer.size, layer.channels, own)]
