@@ -308,3 +308,20 @@ def test_attached_hooks_are_the_only_ones_that_stay(net) -> None:
     masker.detach()
     after = sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in net.modules())
     assert during > before == after
+
+
+class RestoresThenFails(npr.Strategy):
+    def _prune(self, masker: Masker, result: npr.PruneResult) -> None:
+        masker.restore("fc", [1])  # forgets the merge of node 1
+        masker.merge("fc", 3, into=4)
+        raise RuntimeError("strategy failed after restoring a merged node")
+
+
+def test_a_strategy_failing_midway_puts_earlier_merges_back(net) -> None:
+    masker = npr.Masker(net, DATA[0][:1])
+    masker.merge("fc", 1, into=0)
+    before = masker.substitutions("fc")
+    with pytest.raises(RuntimeError, match="after restoring a merged node"):
+        RestoresThenFails().prune(masker)
+    assert masker.removed("fc") == [1]
+    assert masker.substitutions("fc") == before

@@ -6,73 +6,35 @@ The Masker is the only part of nodeprune that registers hooks on a model or call
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch_pruning as tp
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from . import _substitution
-from ._discovery import ConsumerSlice, NodeLayer, Plan, build_graph, copy_model, discover, mark_hook
-from ._guard import preserved_mode, weight_of
+from . import _compaction, _maskfile, _substitution
+from ._compaction import CompactionError, LayerSummary, MaskSummary
+from ._discovery import ConsumerSlice, NodeLayer, Plan, discover, mark_hook
+from ._guard import weight_of
+from ._maskfile import write_atomically
 from ._substitution import InputSubstitution, Substitution
 
-__all__ = ["CompactionError", "ConsumerSlice", "MaskSummary", "Masker", "NodeLayer", "Substitution"]
-
-MASK_FILE_FORMAT = "nodeprune.masks"
-MASK_FILE_VERSION = 2  # 2 added "substitutions" (merges and constants); version 1 files are still read
-READABLE_VERSIONS = (1, 2)
+__all__ = [
+    "CompactionError",
+    "ConsumerSlice",
+    "MaskSummary",
+    "Masker",
+    "NodeLayer",
+    "Substitution",
+    "write_atomically",
+]
 
 Nodes = int | Sequence[int] | torch.Tensor | Iterable[int]
-
-
-class CompactionError(RuntimeError):
-    """Raised when the masked model cannot be turned into a physically smaller one."""
-
-
-@dataclass(frozen=True)
-class LayerSummary:
-    """Kept and total nodes of one layer."""
-
-    name: str
-    kept: int
-    size: int
-
-
-@dataclass(frozen=True)
-class MaskSummary:
-    """What the masks remove: per-layer node counts, parameters and MACs before and after compaction.
-
-    ``params_after`` and ``macs_after`` are None when the model cannot be compacted. MACs are those of one
-    forward pass on the Masker's ``example_inputs``, counted by torch-pruning.
-    """
-
-    layers: tuple[LayerSummary, ...]
-    params_before: int
-    macs_before: int
-    params_after: int | None
-    macs_after: int | None
-
-    def __str__(self) -> str:
-        width = max([len("layer")] + [len(row.name) for row in self.layers])
-        lines = [f"{'layer':<{width}}  {'kept':>6}  {'total':>6}"]
-        lines += [f"{row.name:<{width}}  {row.kept:>6}  {row.size:>6}" for row in self.layers]
-
-        def after(value: int | None) -> str:
-            return "n/a (not compactable)" if value is None else f"{value:,}"
-
-        lines.append(f"params: {self.params_before:,} -> {after(self.params_after)}")
-        lines.append(f"MACs:   {self.macs_before:,} -> {after(self.macs_after)}")
-        return "\n".join(lines)
 
 
 def _as_inputs(example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -558,16 +520,8 @@ class Masker:
 
     # ------------------------------------------------------------------ files
     def _fingerprint(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": layer.name,
-                "type": type(layer.module).__name__,
-                "size": layer.size,
-                "channels": layer.channels,
-                "weight_shape": list(weight_of(layer.module).shape),
-            }
-            for layer in self.layers
-        ]
+        """What identifies this model's layers in mask and checkpoint files."""
+        return _maskfile.fingerprint(self.layers)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the masks to a JSON file (written atomically), with a fingerprint of the model's layers.
@@ -575,54 +529,24 @@ class Masker:
         File format version 2: ``removed`` lists every layer's removed nodes and ``substitutions`` the merged
         and replaced ones (``{"node", "into", "scale", "offset"}``, ``into`` null for a constant).
         """
-        document = {
-            "format": MASK_FILE_FORMAT,
-            "version": MASK_FILE_VERSION,
-            "layers": self._fingerprint(),
-            "removed": {layer.name: self.removed(layer.name) for layer in self.layers},
-            "substitutions": {
-                name: [
-                    {"node": node, "into": entry.source, "scale": entry.scale, "offset": entry.offset}
-                    for node, entry in sorted(entries.items())
-                ]
-                for name, entries in self._substitutions.items()
-                if entries
-            },
-        }
-        write_atomically(Path(path), json.dumps(document, indent=1))
+        _maskfile.save(self, Path(path))
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Read masks written by :meth:`save`; a file made for another model is refused and nothing changes."""
-        try:
-            document = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not a nodeprune mask file: {error}") from error
-        if not isinstance(document, dict) or document.get("format") != MASK_FILE_FORMAT:
-            raise ValueError(f"{path} is not a nodeprune mask file (no format {MASK_FILE_FORMAT!r})")
-        version = document.get("version")
-        if version not in READABLE_VERSIONS:
-            newer = isinstance(version, int) and not isinstance(version, bool) and version > MASK_FILE_VERSION
-            raise ValueError(
-                f"{path} has mask file version {version!r}"
-                + (", written by a newer nodeprune" if newer else "")
-                + f"; this nodeprune reads versions {', '.join(map(str, READABLE_VERSIONS))}"
-            )
-        theirs, ours = document.get("layers"), self._fingerprint()
-        if theirs != ours:
-            raise ValueError(f"{path} was made for another model: {_first_difference(theirs, ours)}")
-        new: dict[str, torch.Tensor] = {}
-        for layer in self.layers:
-            removed = document["removed"].get(layer.name, [])
-            mask = torch.ones(layer.size, dtype=torch.bool)
-            mask[self._nodes(layer, removed)] = False
-            if not bool(mask.any()):
-                raise ValueError(f"{path} removes every node of layer {layer.name!r}")
-            new[layer.name] = mask
-        substitutions = _substitution.read(self, path, document.get("substitutions", {}), new)
-        for name, mask in new.items():
+        masks, substitutions = _maskfile.read(self, Path(path))
+        self._restore((masks, substitutions))
+
+    def _snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, dict[int, Substitution]]]:
+        """Everything a strategy or a file can change: the masks and the substitutions."""
+        return self.masks(), {name: dict(entries) for name, entries in self._substitutions.items()}
+
+    def _restore(self, state: tuple[dict[str, torch.Tensor], dict[str, dict[int, Substitution]]]) -> None:
+        """Put back a :meth:`_snapshot` (or a file's content)."""
+        masks, substitutions = state
+        for name, mask in masks.items():
             self._set(name, mask)
             if self._substitutions[name] != substitutions[name]:
-                self._substitutions[name] = substitutions[name]
+                self._substitutions[name] = dict(substitutions[name])
                 self._version += 1
 
     # ------------------------------------------------------------------ compaction
@@ -648,42 +572,18 @@ class Masker:
             raise CompactionError(
                 "cannot compact: " + "; ".join(f"layer {layer.name!r}: {layer.note}" for layer in inexact)
             )
-        shadow = copy_model(self.model)
-        grads = {name: p.requires_grad for name, p in shadow.named_parameters()}
-        for consumer in self._consumer_slices:  # merges and constants go into the consumers' weights first
-            plan = self._input_substitution(consumer)
-            if plan is not None:
-                _substitution.fold(shadow.get_submodule(consumer), plan)
-        with preserved_mode(shadow):
-            graph = build_graph(shadow, self.example_inputs)
-            modules = dict(shadow.named_modules())
-            for layer in self.layers:
-                gone = torch.nonzero(~self._masks[layer.name]).reshape(-1)
-                if gone.numel() == 0:
-                    continue
-                module = modules[layer.name]
-                channels = sorted(layer.node_channels(gone).tolist())
-                pruner = graph.get_pruner_of_module(module)
-                group = graph.get_pruning_group(module, pruner.prune_out_channels, channels)
-                group.prune()
-        for name, p in shadow.named_parameters():
-            p.requires_grad_(grads.get(name, True))
-        return shadow
+        folds = [(consumer, self._input_substitution(consumer)) for consumer in self._consumer_slices]
+        removed = {layer.name: torch.nonzero(~self._masks[layer.name]).reshape(-1) for layer in self.layers}
+        return _compaction.compacted(self.model, self.example_inputs, self.layers, removed, folds)
 
     def summary(self) -> MaskSummary:
         """Kept/total nodes per layer, and parameters and MACs before and after compaction."""
-        macs_before, params_before = _count(self.model, self.example_inputs)
+        macs_before, params_before = _compaction.count(self.model, self.example_inputs)
         params_after = macs_after = None
         with contextlib.suppress(CompactionError):
-            macs_after, params_after = _count(self.compact(), self.example_inputs)
+            macs_after, params_after = _compaction.count(self.compact(), self.example_inputs)
         rows = tuple(LayerSummary(layer.name, self.kept(layer.name), layer.size) for layer in self.layers)
         return MaskSummary(rows, params_before, macs_before, params_after, macs_after)
-
-
-def _count(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[int, int]:
-    """(MACs, params) of one forward on ``inputs``; torch-pruning counts on its own deep copy."""
-    macs, params = tp.utils.count_ops_and_params(model, inputs)
-    return int(macs), int(params)
 
 
 def _feature_shape(module: nn.Module) -> tuple[int, ...]:
@@ -695,32 +595,3 @@ def _input_features(module: nn.Module) -> int:
     if isinstance(module, nn.Linear):
         return int(module.in_features)
     return int(module.in_channels)  # type: ignore[arg-type]
-
-
-def _first_difference(theirs: Any, ours: list[dict[str, Any]]) -> str:
-    if not isinstance(theirs, list):
-        return "the file has no layer list"
-    their_names = [entry.get("name") for entry in theirs if isinstance(entry, dict)]
-    our_names = [entry["name"] for entry in ours]
-    if their_names != our_names:
-        return f"its layers are {their_names}, this model's are {our_names}"
-    for entry, mine in zip(theirs, ours, strict=True):
-        for key in mine:
-            if entry.get(key) != mine[key]:
-                return f"layer {mine['name']!r} has {key} {entry.get(key)} there and {mine[key]} here"
-    return "the layer descriptions differ"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees either the old or the new file, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..masker import Masker, write_atomically
+from .._maskfile import write_atomically
+from ..masker import Masker
 from .base import Removal
 
 FORMAT = "nodeprune.checkpoint"

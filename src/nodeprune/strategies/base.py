@@ -139,15 +139,14 @@ class Strategy(ABC):
         if not isinstance(masker, Masker):
             raise TypeError(f"prune needs a nodeprune Masker; got {type(masker).__name__}")
         self._check(masker)
-        before = masker.masks()
-        result = PruneResult(removed={}, initial={name: mask.clone() for name, mask in before.items()})
+        before = masker._snapshot()
+        result = PruneResult(removed={}, initial={name: mask.clone() for name, mask in before[0].items()})
         start = time.perf_counter()
         try:
             with preserved_mode(masker.model):
                 self._prune(masker, result)
         except BaseException:
-            for name, mask in before.items():
-                masker._set(name, mask)
+            masker._restore(before)  # masks and merges as they were before the run
             raise
         result.seconds += time.perf_counter() - start
         return result
