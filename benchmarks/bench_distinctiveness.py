@@ -15,28 +15,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from _timing import alternated_medians
 from torch import nn
 
 import nodeprune as npr
 from nodeprune.datasets import load_digits
 from nodeprune.zoo import ma_net
-
-
-def paired_medians(first: Callable[[], object], second: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median seconds of ``first`` and ``second``, timed alternately after one warm-up call each."""
-    first(), second()
-    a, b = [], []
-    for _ in range(repeats):
-        for fn, bucket in ((first, a), (second, b)):
-            start = time.perf_counter()
-            fn()
-            bucket.append(time.perf_counter() - start)
-    return statistics.median(a), statistics.median(b)
 
 
 def naive_angles(model: nn.Sequential, inputs: torch.Tensor) -> torch.Tensor:
@@ -51,19 +38,20 @@ def naive_angles(model: nn.Sequential, inputs: torch.Tensor) -> torch.Tensor:
     return result
 
 
-def angles(repeats: int) -> None:
+def angles(repeats: int) -> dict[str, float]:
     torch.manual_seed(0)
     inputs, _ = load_digits()
     model = ma_net(200).eval()
     masker = npr.Masker(model, inputs[:1])
     scorer = npr.Distinctiveness(inputs)
-    gram, naive = paired_medians(lambda: scorer.angles(masker, "fc1"), lambda: naive_angles(model, inputs), repeats)
+    gram, naive = alternated_medians(
+        [lambda: scorer.angles(masker, "fc1"), lambda: naive_angles(model, inputs)], repeats
+    )
     difference = float((scorer.angles(masker, "fc1").degrees - naive_angles(model, inputs)).abs().max())
-    print(f"1. angles, H = 200, N = 1797: Gram {1e3 * gram:.1f} ms, naive pair loop {1e3 * naive:.0f} ms")
-    print(f"   naive / Gram = {naive / gram:.0f}x; max difference {difference:.1e} degrees")
+    return {"gram": gram, "naive": naive, "ratio": naive / gram, "difference": difference}
 
 
-def merges(repeats: int) -> None:
+def merges(repeats: int) -> dict[str, float]:
     torch.manual_seed(0)
     inputs, _ = load_digits()
     model = nn.Sequential(
@@ -83,12 +71,11 @@ def merges(repeats: int) -> None:
         return forward
 
     with torch.no_grad():
-        t_merged, t_plain = paired_medians(run(merged), run(plain), repeats)
-    print(f"2. masked forward with 100 merges per layer: {1e3 * t_merged:.2f} ms, plain removal {1e3 * t_plain:.2f} ms")
-    print(f"   merged / plain = {t_merged / t_plain:.2f}")
+        t_merged, t_plain = alternated_medians([run(merged), run(plain)], repeats)
+    return {"merged": t_merged, "plain": t_plain, "ratio": t_merged / t_plain}
 
 
-def standout(repeats: int) -> None:
+def standout(repeats: int) -> dict[str, float]:
     torch.manual_seed(0)
     inputs, targets = load_digits()
     x, y = inputs[:64], targets[:64]
@@ -107,11 +94,8 @@ def standout(repeats: int) -> None:
 
         return one
 
-    t_adaptive, t_dropout = paired_medians(step(adaptive), step(dropout), repeats)
-    print(
-        f"3. train step FC-512, batch 64: AdaptiveDropout {1e3 * t_adaptive:.2f} ms, Dropout {1e3 * t_dropout:.2f} ms"
-    )
-    print(f"   AdaptiveDropout / Dropout = {t_adaptive / t_dropout:.2f}")
+    t_adaptive, t_dropout = alternated_medians([step(adaptive), step(dropout)], repeats)
+    return {"adaptive": t_adaptive, "dropout": t_dropout, "ratio": t_adaptive / t_dropout}
 
 
 def main() -> None:
@@ -120,9 +104,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    angles(max(3, args.repeats // 5))
-    merges(args.repeats)
-    standout(args.repeats * 4)
+    r = angles(max(3, args.repeats // 5))
+    print(f"1. angles, H = 200, N = 1797: Gram {1e3 * r['gram']:.1f} ms, naive pair loop {1e3 * r['naive']:.0f} ms")
+    print(f"   naive / Gram = {r['ratio']:.0f}x; max difference {r['difference']:.1e} degrees")
+    r = merges(args.repeats)
+    print(
+        f"2. masked forward with 100 merges per layer: {1e3 * r['merged']:.2f} ms, "
+        f"plain removal {1e3 * r['plain']:.2f} ms"
+    )
+    print(f"   merged / plain = {r['ratio']:.2f}")
+    r = standout(args.repeats * 4)
+    print(
+        f"3. train step FC-512, batch 64: AdaptiveDropout {1e3 * r['adaptive']:.2f} ms, "
+        f"Dropout {1e3 * r['dropout']:.2f} ms"
+    )
+    print(f"   AdaptiveDropout / Dropout = {r['ratio']:.2f}")
 
 
 if __name__ == "__main__":

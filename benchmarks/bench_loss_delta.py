@@ -25,14 +25,13 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _timing import alternated_medians
 
 import nodeprune as npr
 from nodeprune.datasets import digits, load_fashion_mnist, thesis_split
@@ -83,17 +82,6 @@ def trained(kind: str, shape: tuple[int, int, int], fit_set: tuple, epochs: int)
     return model.eval()
 
 
-def paired_medians(first: Callable[[], object], second: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median seconds of ``first`` and ``second``, timed alternately (A B A B …)."""
-    a, b = [], []
-    for _ in range(repeats):
-        for fn, bucket in ((first, a), (second, b)):
-            start = time.perf_counter()
-            fn()
-            bucket.append(time.perf_counter() - start)
-    return statistics.median(a), statistics.median(b)
-
-
 def naive_all(masker: npr.Masker, data: tuple) -> torch.Tensor:
     with masker.applied():
         base = npr.evaluate(masker.model, data)[0]
@@ -107,13 +95,13 @@ def naive_all(masker: npr.Masker, data: tuple) -> torch.Tensor:
     return torch.tensor(scores, dtype=torch.float64)
 
 
-def part1(model: torch.nn.Module, validation: tuple, repeats: int) -> None:
+def part1(model: torch.nn.Module, validation: tuple, repeats: int) -> dict[str, float]:
     masker = npr.Masker(model, validation[0][:1])
     scorer = npr.LossDelta(validation, verbose=False)
     nodes = sum(layer.size for layer in masker.layers)
     engine = lambda: torch.cat(list(scorer.score_all(masker).values()))  # noqa: E731
     fast, slow = engine(), naive_all(masker, validation)
-    t_engine, t_naive = paired_medians(engine, lambda: naive_all(masker, validation), repeats)
+    t_engine, t_naive = alternated_medians([engine, lambda: naive_all(masker, validation)], repeats, warmup=False)
     print(f"\n## 1. All-node LossDelta, thesis MLP, {len(validation[1])} samples ({nodes} nodes, {repeats} pairs)\n")
     rows = [
         {"method": "LossDelta (engine)", "s": t_engine, "eps": nodes / t_engine},
@@ -126,9 +114,10 @@ def part1(model: torch.nn.Module, validation: tuple, repeats: int) -> None:
     )
     difference = float((fast - slow).abs().max())
     print(f"\nspeed-up {t_naive / t_engine:.1f}x (target >= 20x); max |score difference| {difference:.2e}")
+    return {"engine": t_engine, "naive": t_naive, "ratio": t_naive / t_engine, "difference": difference, "nodes": nodes}
 
 
-def part2(model: torch.nn.Module, validation: tuple, test: tuple) -> None:
+def part2(model: torch.nn.Module, validation: tuple, test: tuple) -> dict[str, dict[str, object]]:
     before = npr.evaluate(model, test)
     rows = []
     for label, make in (
@@ -166,6 +155,7 @@ def part2(model: torch.nn.Module, validation: tuple, test: tuple) -> None:
     ]
     print(markdown_table(rows, columns))
     print("\ntargets: Exhaustive <= 10 s, Greedy -1e-3 <= 2 s on 2 cores")
+    return {str(row["method"]): row for row in rows}
 
 
 def cnn_worker(weights: str) -> None:
@@ -192,7 +182,7 @@ def cnn_worker(weights: str) -> None:
     print(json.dumps(report))
 
 
-def part3(shape: tuple[int, int, int], fit_set: tuple, epochs: int, threads: int) -> None:
+def part3(shape: tuple[int, int, int], fit_set: tuple, epochs: int, threads: int) -> dict[str, object]:
     model = trained("cnn", shape, fit_set, epochs)
     path = CACHE / "cnn_for_worker.pt"
     torch.save(model.state_dict(), path)
@@ -212,6 +202,7 @@ def part3(shape: tuple[int, int, int], fit_set: tuple, epochs: int, threads: int
     print(f"peak resident memory of the pruning process: {report['peak_rss_gib']:.2f} GiB (target <= 4 GiB)")
     (b_loss, b_acc), (a_loss, a_acc) = report["test_before"], report["test_after"]
     print(f"test loss {b_loss:.4f} -> {a_loss:.4f}, accuracy {b_acc:.4f} -> {a_acc:.4f}")
+    return report
 
 
 def main() -> None:
