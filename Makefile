@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nodeprune-installed
 EXTRAS ?= dev,data,plot,docs
 
-.PHONY: venv demo test lint typecheck unit docs bench clean
+.PHONY: venv demo test lint typecheck unit docs bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -38,8 +38,12 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_masker.py
-	$(PY) benchmarks/bench_relevance.py
+	cd benchmarks && OMP_WAIT_POLICY=PASSIVE $(abspath $(PY)) -m pytest -q -s -p no:cacheprovider --benchmark-only --slow \
+		--rootdir . -c /dev/null test_speed_targets.py
+
+bench-quick: $(STAMP)
+	cd benchmarks && OMP_WAIT_POLICY=PASSIVE $(abspath $(PY)) -m pytest -q -s -p no:cacheprovider --benchmark-only \
+		--rootdir . -c /dev/null test_speed_targets.py
 
 clean:
 	rm -rf $(VENV) build dist site .pytest_cache .mypy_cache .ruff_cache results

@@ -13,26 +13,12 @@ machine affects both alike. Run: ``python benchmarks/bench_masker.py`` (or ``mak
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
+from _timing import alternated_medians
 
 import nodeprune as npr
 from nodeprune.zoo import mlp, vgg16_bn_cifar
-
-
-def paired_medians(first: Callable[[], object], second: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median seconds of ``first`` and ``second``, timed alternately after one warm-up call each."""
-    first(), second()
-    a, b = [], []
-    for _ in range(repeats):
-        for fn, bucket in ((first, a), (second, b)):
-            start = time.perf_counter()
-            fn()
-            bucket.append(time.perf_counter() - start)
-    return statistics.median(a), statistics.median(b)
 
 
 def masked_vs_unmasked(model: torch.nn.Module, inputs: torch.Tensor, repeats: int) -> tuple[float, float, float]:
@@ -47,7 +33,7 @@ def masked_vs_unmasked(model: torch.nn.Module, inputs: torch.Tensor, repeats: in
             return model(inputs)
 
     with torch.no_grad():
-        t_masked, t_plain = paired_medians(masked, plain, repeats)
+        t_masked, t_plain = alternated_medians([masked, plain], repeats)
     return t_masked, t_plain, t_masked / t_plain
 
 
@@ -74,6 +60,18 @@ def main() -> None:
         print(f"   {name:<40} masked {t_masked * 1e3:8.3f} ms  unmasked {t_plain * 1e3:8.3f} ms  ratio {ratio:.3f}")
 
     print("\n2. masked / compacted forward, CIFAR VGG-16-BN, 50% of every layer's channels removed (target >= 2.5)")
+    r = masked_vs_compacted(vgg, x_vgg, args.repeats)
+    print(
+        f"   params {r['params_before']:,} -> {r['params_after']:,}; MACs {r['macs_before']:,} -> {r['macs_after']:,}"
+    )
+    print(
+        f"   masked {r['masked'] * 1e3:.1f} ms  compacted {r['compacted'] * 1e3:.1f} ms  ratio {r['ratio']:.2f}"
+        f"  (max |masked - compact| = {r['gap']:.1e})"
+    )
+
+
+def masked_vs_compacted(vgg: torch.nn.Module, x_vgg: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Half of every layer's channels removed by magnitude: masked forward vs the compacted model's."""
     masker = npr.Masker(vgg, x_vgg[:1])
     npr.PreComputed(npr.Magnitude(), ratio=0.5).prune(masker)
     small = masker.compact().eval()
@@ -84,17 +82,19 @@ def main() -> None:
             return vgg(x_vgg)
 
     with torch.no_grad():
-        t_masked, t_small = paired_medians(masked, lambda: small(x_vgg), args.repeats)
+        t_masked, t_small = alternated_medians([masked, lambda: small(x_vgg)], repeats)
         with masker.applied():
             gap = float((vgg(x_vgg) - small(x_vgg)).abs().max())
-    print(
-        f"   params {summary.params_before:,} -> {summary.params_after:,}; "
-        f"MACs {summary.macs_before:,} -> {summary.macs_after:,} (per image)"
-    )
-    print(
-        f"   masked {t_masked * 1e3:.1f} ms  compacted {t_small * 1e3:.1f} ms  ratio {t_masked / t_small:.2f}"
-        f"  (max |masked - compact| = {gap:.1e})"
-    )
+    return {
+        "masked": t_masked,
+        "compacted": t_small,
+        "ratio": t_masked / t_small,
+        "gap": gap,
+        "params_before": summary.params_before,
+        "params_after": summary.params_after or 0,
+        "macs_before": summary.macs_before,
+        "macs_after": summary.macs_after or 0,
+    }
 
 
 if __name__ == "__main__":

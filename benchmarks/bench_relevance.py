@@ -19,28 +19,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
+from _timing import alternated_medians
 from torch.nn import functional as F
 
 import nodeprune as npr
 from nodeprune.zoo import vgg16_bn_cifar
-
-
-def alternated_medians(variants: list[Callable[[], object]], repeats: int) -> list[float]:
-    """Median seconds of each variant, timed alternately after one warm-up call each."""
-    for variant in variants:
-        variant()
-    times: list[list[float]] = [[] for _ in variants]
-    for _ in range(repeats):
-        for variant, bucket in zip(variants, times, strict=True):
-            start = time.perf_counter()
-            variant()
-            bucket.append(time.perf_counter() - start)
-    return [statistics.median(bucket) for bucket in times]
 
 
 def stock_composite() -> object:
@@ -55,19 +40,13 @@ def stock_composite() -> object:
     return LayerMapComposite(rules, canonizers=[SequentialMergeBatchNorm()])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=32)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def relevance_vs_training_pass(repeats: int, batch: int) -> dict[str, float]:
+    """Medians of a plain forward+backward, Relevance().score_all and the same with zennit's stock rule."""
     torch.manual_seed(0)
     model = vgg16_bn_cifar().eval()
-    images = torch.randn(args.batch, 3, 32, 32)
-    labels = torch.randint(0, 10, (args.batch,))
+    images = torch.randn(batch, 3, 32, 32)
+    labels = torch.randint(0, 10, (batch,))
     masker = npr.Masker(model, images[:1])
-    nodes = sum(layer.size for layer in masker.layers)
     data = (images, labels)
 
     def plain() -> object:
@@ -76,30 +55,49 @@ def main() -> None:
         loss.backward()
         return loss
 
-    relevance = npr.Relevance(data, batch_size=args.batch)
-    stock = npr.Relevance(data, composite=stock_composite(), batch_size=args.batch)
+    relevance = npr.Relevance(data, batch_size=batch)
+    stock = npr.Relevance(data, composite=stock_composite(), batch_size=batch)
     scores = relevance.score_all(masker)
     same = stock.score_all(masker)
-    assert all(torch.equal(scores[name], same[name]) for name in scores), "the default rule must equal zennit's"
-
-    load = os.getloadavg()[0]
+    if not all(torch.equal(scores[name], same[name]) for name in scores):
+        raise AssertionError("nodeprune's default rule must equal zennit's stock AlphaBeta rule")
     t_plain, t_relevance, t_stock = alternated_medians(
-        [plain, lambda: relevance.score_all(masker), lambda: stock.score_all(masker)], args.repeats
+        [plain, lambda: relevance.score_all(masker), lambda: stock.score_all(masker)], repeats
     )
     model.zero_grad(set_to_none=True)
+    return {
+        "plain": t_plain,
+        "relevance": t_relevance,
+        "stock": t_stock,
+        "ratio": t_relevance / t_plain,
+        "stock_ratio": t_stock / t_plain,
+        "nodes": sum(layer.size for layer in masker.layers),
+        "layers": len(masker.layers),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=32)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0]
+    r = relevance_vs_training_pass(args.repeats, args.batch)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CIFAR VGG-16-BN, batch {args.batch}, "
         f"medians of {args.repeats} alternated runs; load average {load:.1f} -> {os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} cores (a shared machine: compare the ratios, not the times)\n"
     )
-    print(f"A. plain forward + backward (all parameter gradients)   {t_plain * 1e3:8.1f} ms")
+    print(f"A. plain forward + backward (all parameter gradients)   {r['plain'] * 1e3:8.1f} ms")
     print(
-        f"B. Relevance().score_all: {nodes} nodes of {len(masker.layers)} layers      {t_relevance * 1e3:8.1f} ms"
-        f"   B/A = {t_relevance / t_plain:.2f}  (target <= 3)"
+        f"B. Relevance().score_all: {r['nodes']} nodes of {r['layers']} layers      {r['relevance'] * 1e3:8.1f} ms"
+        f"   B/A = {r['ratio']:.2f}  (target <= 3)"
     )
     print(
-        f"C. same with zennit's stock AlphaBeta rule               {t_stock * 1e3:8.1f} ms"
-        f"   C/A = {t_stock / t_plain:.2f}"
+        f"C. same with zennit's stock AlphaBeta rule               {r['stock'] * 1e3:8.1f} ms"
+        f"   C/A = {r['stock_ratio']:.2f}"
     )
 
 

@@ -4,7 +4,9 @@ Property tests over generated architectures: MLPs with ReLU, sigmoid, tanh and G
 Conv-BN-ReLU-MaxPool and Conv-Flatten-Linear; Conv1d; a residual block; grouped and depthwise
 convolutions. For random removals, ``masker.applied()`` and ``masker.compact()`` agree within 1e-5 on
 random inputs, and the compact model has exactly the parameter count of the same architecture built with
-the reduced widths.
+the reduced widths. Every case also merges random kept nodes into random twins (``masker.merge``, with
+random scales and, where the consumers allow it, offsets): the merges are folded into the consumers'
+weights by ``compact()``, so masked still equals removed.
 """
 
 from __future__ import annotations
@@ -28,14 +30,36 @@ def params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def check(model: nn.Module, inputs: torch.Tensor, removals: dict[str, list[int]], reduced: nn.Module) -> None:
-    """Remove, compare masked and compact outputs, and the compact parameter count with ``reduced``."""
+Merges = list[tuple[int, int, float, float]]  # (node, into, scale, offset), drawn per layer
+
+
+def check(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    removals: dict[str, list[int]],
+    reduced: nn.Module,
+    merges: dict[str, Merges] | None = None,
+) -> None:
+    """Remove and merge, compare masked and compact outputs, and the compact parameter count with ``reduced``.
+
+    Each merge ``(node, into, ...)`` is applied only if both nodes are kept and distinct; it removes one more
+    node, so ``reduced`` is built with the widths after the merges (``merged_widths``).
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # every layer of these models must be exact
         masker = npr.Masker(model, inputs[:1])
     for name, nodes in removals.items():
         if nodes:
             masker.remove(name, nodes)
+    for name, pairs in (merges or {}).items():
+        for node, into, scale, offset in pairs:
+            if node == into or not (masker.mask(name)[node] and masker.mask(name)[into]):
+                continue
+            try:
+                masker.merge(name, node, into=into, scale=scale, offset=offset)
+            except ValueError as error:  # constants cannot be folded into a zero-padding conv: refused, not wrong
+                assert offset != 0.0 and "zero-pads its input" in str(error)
+                masker.merge(name, node, into=into, scale=scale)
     with masker.applied(), torch.no_grad():
         masked = model(inputs)
     small = masker.compact()
@@ -49,6 +73,22 @@ def check(model: nn.Module, inputs: torch.Tensor, removals: dict[str, list[int]]
 def removal(draw: st.DrawFn, size: int) -> list[int]:
     """A random subset of ``range(size)`` that keeps at least one node."""
     return draw(st.lists(st.integers(0, size - 1), unique=True, max_size=size - 1))
+
+
+def merging(draw: st.DrawFn, size: int) -> Merges:
+    """Random (node, into, scale, offset) merges of a layer of ``size`` nodes (invalid ones are skipped)."""
+    scale = st.sampled_from([1.0, 1.0, -1.0, 0.5, 2.0])
+    offset = st.sampled_from([0.0, 0.0, 0.3, -1.5])
+    return draw(st.lists(st.tuples(st.integers(0, size - 1), st.integers(0, size - 1), scale, offset), max_size=4))
+
+
+def after_merges(size: int, removed: list[int], pairs: Merges) -> int:
+    """The kept width after the removals and the valid merges (as ``check`` applies them)."""
+    kept = set(range(size)) - set(removed)
+    for node, into, _, _ in pairs:
+        if node != into and node in kept and into in kept:
+            kept.discard(node)
+    return len(kept)
 
 
 # ---------------------------------------------------------------- MLPs
@@ -65,19 +105,22 @@ def mlp_cases(draw: st.DrawFn):
     activation = draw(st.sampled_from(sorted(ACTIVATIONS)))
     n_in, n_out = draw(st.integers(2, 8)), draw(st.integers(2, 5))
     removals = [removal(draw, w) for w in widths]
+    merges = [merging(draw, w) for w in widths]
     seed = draw(st.integers(0, 2**16))
-    return widths, activation, n_in, n_out, removals, seed
+    return widths, activation, n_in, n_out, removals, merges, seed
 
 
 @SETTINGS
 @given(mlp_cases())
 def test_mlp_masked_equals_removed(case) -> None:
-    widths, activation, n_in, n_out, removals, seed = case
+    widths, activation, n_in, n_out, removals, merges, seed = case
     torch.manual_seed(seed)
     model = build_mlp(widths, activation, n_in, n_out).eval()
     names = [str(2 * i) for i in range(len(widths))]
-    reduced = build_mlp([w - len(r) for w, r in zip(widths, removals, strict=True)], activation, n_in, n_out)
-    check(model, torch.randn(16, n_in), dict(zip(names, removals, strict=True)), reduced)
+    kept = [after_merges(*args) for args in zip(widths, removals, merges, strict=True)]
+    reduced = build_mlp(kept, activation, n_in, n_out)
+    inputs = torch.randn(16, n_in)
+    check(model, inputs, dict(zip(names, removals, strict=True)), reduced, dict(zip(names, merges, strict=True)))
 
 
 # ---------------------------------------------------------------- CNNs (2-D and 1-D)
@@ -105,21 +148,23 @@ def cnn_cases(draw: st.DrawFn, dims: int):
     batchnorm = draw(st.booleans())
     activation = draw(st.sampled_from(sorted(ACTIVATIONS)))
     removals = [removal(draw, c) for c in [*channels, hidden]]
+    merges = [merging(draw, c) for c in [*channels, hidden]]
     seed = draw(st.integers(0, 2**16))
-    return channels, hidden, batchnorm, activation, removals, seed
+    return channels, hidden, batchnorm, activation, removals, merges, seed
 
 
 def run_cnn_case(case, dims: int) -> None:
-    channels, hidden, batchnorm, activation, removals, seed = case
+    channels, hidden, batchnorm, activation, removals, merges, seed = case
     torch.manual_seed(seed)
     size = 8
     model = randomize_batchnorm(build_cnn(channels, hidden, dims, batchnorm, activation, size)).eval()
     convs = [name for name, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
     linear = next(name for name, m in model.named_modules() if isinstance(m, nn.Linear))
-    kept = [w - len(r) for w, r in zip([*channels, hidden], removals, strict=True)]
+    kept = [after_merges(*args) for args in zip([*channels, hidden], removals, merges, strict=True)]
     reduced = build_cnn(kept[:-1], kept[-1], dims, batchnorm, activation, size)
     inputs = torch.randn(6, 2, *([size] * dims))
-    check(model, inputs, dict(zip([*convs, linear], removals, strict=True)), reduced)
+    names = [*convs, linear]
+    check(model, inputs, dict(zip(names, removals, strict=True)), reduced, dict(zip(names, merges, strict=True)))
 
 
 @SETTINGS
@@ -162,6 +207,7 @@ def residual_cases(draw: st.DrawFn):
         inner,
         hidden,
         [removal(draw, n) for n in (width, inner, hidden)],
+        [merging(draw, n) for n in (width, inner, hidden)],
         draw(st.integers(0, 2**16)),
     )
 
@@ -169,14 +215,16 @@ def residual_cases(draw: st.DrawFn):
 @SETTINGS
 @given(residual_cases())
 def test_residual_block_masked_equals_removed(case) -> None:
-    width, inner, hidden, removals, seed = case
+    width, inner, hidden, removals, merges, seed = case
     torch.manual_seed(seed)
     model = randomize_batchnorm(Residual(width, inner, hidden)).eval()
     masker = npr.Masker(model, torch.randn(1, 3, 6, 6))
     assert [layer.name for layer in masker.layers] == ["stem", "conv1", "fc"]
     assert masker.layer("conv2").name == "stem"  # coupled through the addition
-    reduced = Residual(*(n - len(r) for n, r in zip((width, inner, hidden), removals, strict=True)))
-    check(model, torch.randn(5, 3, 6, 6), dict(zip(["stem", "conv1", "fc"], removals, strict=True)), reduced)
+    reduced = Residual(*(after_merges(*args) for args in zip((width, inner, hidden), removals, merges, strict=True)))
+    names = ["stem", "conv1", "fc"]
+    inputs = torch.randn(5, 3, 6, 6)
+    check(model, inputs, dict(zip(names, removals, strict=True)), reduced, dict(zip(names, merges, strict=True)))
 
 
 # ---------------------------------------------------------------- grouped and depthwise convolutions
@@ -214,6 +262,7 @@ def grouped_cases(draw: st.DrawFn):
         b,
         c,
         {k: removal(draw, n) for k, n in nodes.items() if n > 1},
+        {k: merging(draw, n) for k, n in nodes.items()},
         draw(st.integers(0, 2**16)),
     )
 
@@ -221,16 +270,17 @@ def grouped_cases(draw: st.DrawFn):
 @SETTINGS
 @given(grouped_cases())
 def test_grouped_and_depthwise_conv_masked_equals_removed(case) -> None:
-    groups, a, b, c, removals, seed = case
+    groups, a, b, c, removals, merges, seed = case
     torch.manual_seed(seed)
     model = randomize_batchnorm(Grouped(groups, a, b, c)).eval()
     masker = npr.Masker(model, torch.randn(1, 2, 5, 5))
     # a node of a layer feeding or forming a grouped convolution is a bundle of one channel per group
     assert masker.layer("stem").size == a and masker.layer("stem").channel_groups == groups
     assert masker.layer("depthwise").name == "grouped"  # depthwise channels are the grouped conv's
-    kept = {k: n - len(removals.get(k, [])) for k, n in {"stem": a, "grouped": b, "pointwise": c}.items()}
+    sizes = {"stem": a, "grouped": b, "pointwise": c}
+    kept = {k: after_merges(n, removals.get(k, []), merges[k]) for k, n in sizes.items()}
     reduced = Grouped(groups, kept["stem"], kept["grouped"], kept["pointwise"])
-    check(model, torch.randn(4, 2, 5, 5), removals, reduced)
+    check(model, torch.randn(4, 2, 5, 5), removals, reduced, merges)
 
 
 def test_masked_model_differs_from_zeroing_the_layer_output_when_f0_is_not_0() -> None:

@@ -9,7 +9,9 @@ running statistics and fail the bit-identity check.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from torch import nn
 import nodeprune as npr
 from conftest import Snapshot, randomize_batchnorm
 from nodeprune.masker import Masker, NodeLayer
+from nodeprune.training import RetentionSchedule
 
 
 class Bomb(nn.Module):
@@ -94,6 +97,43 @@ def applied_body_raises(masker: Masker) -> None:
         raise KeyError("user code failed inside applied()")
 
 
+class FailsInTheEngine(npr.LossDelta):
+    """LossDelta whose second call makes a module raise inside the ablation engine's batched passes."""
+
+    def _outcomes(self, masker: Masker, layer: NodeLayer, nodes: torch.Tensor):  # type: ignore[override]
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls < 2:
+            return super()._outcomes(masker, layer, nodes)
+
+        def explode(_module: nn.Module, args: tuple) -> None:
+            if args[0].shape[0] != DATA[0].shape[0]:  # a pass over (node, sample) pairs, not the baseline
+                raise RuntimeError("failed inside the engine")
+
+        handle = masker.model.out.register_forward_pre_hook(explode)
+        try:
+            return super()._outcomes(masker, layer, nodes)
+        finally:
+            handle.remove()
+
+
+def reinitialise_copy(masker: Masker) -> None:
+    from nodeprune.reinit import reinitialise
+
+    reinitialise(masker.model, DATA, max_iter=2)
+
+
+def merged_round_trip(masker: Masker) -> None:
+    masker.merge("fc", 0, into=1)
+    masker.replace("fc", 2, 0.5)
+    masker.merge("conv", 1, into=3)
+    with masker.applied():
+        masker.model(DATA[0])
+    masker.compact()
+    with tempfile.TemporaryDirectory() as directory:
+        masker.save(Path(directory) / "m.json")
+        masker.load(Path(directory) / "m.json")
+
+
 CALLS: dict[str, Callable[[Masker], object]] = {
     "mask/remove/restore/set_mask/reset": lambda m: (
         m.mask("conv"),
@@ -118,6 +158,22 @@ CALLS: dict[str, Callable[[Masker], object]] = {
     "bad input: every node": lambda m: m.remove("fc", range(6)),
     "bad input: wrong mask shape": lambda m: m.set_mask("fc", torch.ones(5, dtype=torch.bool)),
     "bad input: empty data": lambda m: npr.evaluate(m.model, (DATA[0][:0], DATA[1][:0])),
+    "LossDelta.score": lambda m: (m.remove("fc", [1]), npr.LossDelta(DATA).score(m, "conv")),
+    "LossDelta.census": lambda m: npr.LossDelta(DATA).census(m),
+    "Greedy(LossDelta) with monitor and selection": lambda m: npr.Greedy(
+        npr.LossDelta(DATA), monitor={"again": DATA}, selection=DATA, verbose=False
+    ).prune(m),
+    "Exhaustive(LossDelta)": lambda m: npr.Exhaustive(npr.LossDelta(DATA), verbose=False).prune(m),
+    "Greedy(LossDelta) failing inside the engine": lambda m: npr.Greedy(FailsInTheEngine(DATA), verbose=False).prune(m),
+    "RandomRemoval": lambda m: npr.RandomRemoval(n=2).prune(m),
+    "RandomShrink": lambda m: npr.RandomShrink(DATA, n=1, attempts=4).prune(m),
+    "reinitialise": reinitialise_copy,
+    "bad input: LossDelta empty data": lambda m: npr.LossDelta((DATA[0][:0], DATA[1][:0])).score(m, "fc"),
+    "bad input: LossDelta labels outside the outputs": lambda m: npr.LossDelta((DATA[0], DATA[1] + 3)).score(m, "fc"),
+    "bad input: LossDelta NaN loss": lambda m: npr.LossDelta((DATA[0] * float("nan"), DATA[1])).score(m, "conv"),
+    "bad input: LossDelta data on another device": lambda m: npr.LossDelta(
+        (DATA[0].to("meta"), DATA[1].to("meta"))
+    ).score(m, "fc"),
     "bad input: labels outside the outputs": lambda m: npr.evaluate(m.model, (DATA[0], DATA[1] + 3)),
     "Relevance.score": lambda m: (m.remove("conv", [0]), npr.Relevance(DATA).score(m, "conv")),
     "Relevance.score_all (BatchNorm folded)": lambda m: npr.Relevance(DATA).score_all(m),
@@ -145,6 +201,21 @@ CALLS: dict[str, Callable[[Masker], object]] = {
     "bad input: DeltaInterleaved delta": lambda m: npr.DeltaInterleaved(
         npr.Magnitude(), npr.Magnitude("l2"), delta=2.0, ratio=0.3
     ).prune(m),
+    "merge/replace, applied, compact, save/load": merged_round_trip,
+    "Distinctiveness.score": lambda m: npr.Distinctiveness(DATA, center="mean").score(m, "fc"),
+    "Distinctiveness.angles (conv)": lambda m: npr.Distinctiveness(DATA[0], center="mean").angles(m, "conv"),
+    "Merge(Distinctiveness)": lambda m: npr.Merge(npr.Distinctiveness(DATA, center="mean"), similar=60).prune(m),
+    "Merge(on_complementary='mean')": lambda m: npr.Merge(
+        npr.Distinctiveness(DATA, center="mean"), similar=60, complementary=100, on_complementary="mean", layers=["fc"]
+    ).prune(m),
+    "Merge.plan": lambda m: npr.Merge(npr.Distinctiveness(DATA, center="mean"), similar=60).plan(m),
+    "bad input: merge into itself": lambda m: m.merge("fc", 1, into=1),
+    "bad input: constant into a padded conv": lambda m: m.replace("conv", 1, 0.5),
+    "bad input: Merge folding into a padded conv": lambda m: npr.Merge(
+        npr.Distinctiveness(DATA, center="mean"), on_complementary="fold"
+    ).prune(m),
+    "bad input: Retention without AdaptiveDropout": lambda m: npr.Retention(DATA).score(m, "fc"),
+    "bad input: RetentionSchedule without AdaptiveDropout": lambda m: RetentionSchedule(target=2).step(m, 1),
 }
 
 
@@ -184,6 +255,16 @@ def test_a_module_raising_during_compaction_changes_nothing(net) -> None:
         masker.compact()
     snapshot.assert_same(net)
     assert masker.removed("conv") == [0]
+
+
+def test_a_failure_inside_the_ablation_engine_leaves_no_hook_and_puts_the_masks_back(net) -> None:
+    masker = npr.Masker(net, DATA[0][:1])
+    masker.remove("fc", [2])
+    snapshot = Snapshot.of(net)
+    with pytest.raises(RuntimeError, match="failed inside the engine"):
+        npr.Greedy(FailsInTheEngine(DATA), verbose=False).prune(masker)
+    snapshot.assert_same(net)
+    assert masker.removed("fc") == [2] and masker.removed("conv") == []
 
 
 @pytest.mark.parametrize("how", ["applied", "attached", "scorer", "strategy"])
@@ -227,3 +308,20 @@ def test_attached_hooks_are_the_only_ones_that_stay(net) -> None:
     masker.detach()
     after = sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in net.modules())
     assert during > before == after
+
+
+class RestoresThenFails(npr.Strategy):
+    def _prune(self, masker: Masker, result: npr.PruneResult) -> None:
+        masker.restore("fc", [1])  # forgets the merge of node 1
+        masker.merge("fc", 3, into=4)
+        raise RuntimeError("strategy failed after restoring a merged node")
+
+
+def test_a_strategy_failing_midway_puts_earlier_merges_back(net) -> None:
+    masker = npr.Masker(net, DATA[0][:1])
+    masker.merge("fc", 1, into=0)
+    before = masker.substitutions("fc")
+    with pytest.raises(RuntimeError, match="after restoring a merged node"):
+        RestoresThenFails().prune(masker)
+    assert masker.removed("fc") == [1]
+    assert masker.substitutions("fc") == before

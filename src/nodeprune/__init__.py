@@ -8,19 +8,39 @@ from .comparison import agreement, sweep
 from .evaluate import evaluate
 from .interop import as_importance
 from .masker import Masker, NodeLayer
-from .scorers import Magnitude, Relevance, Scorer
-from .strategies import DeltaInterleaved, PreComputed, PruneResult, Strategy
+from .scorers import Distinctiveness, LossDelta, Magnitude, Relevance, Retention, Scorer
+from .strategies import (
+    DeltaInterleaved,
+    Exhaustive,
+    Greedy,
+    Merge,
+    PreComputed,
+    PruneResult,
+    RandomRemoval,
+    RandomShrink,
+    Strategy,
+)
+from .training import AdaptiveDropout
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AdaptiveDropout",
     "DeltaInterleaved",
+    "Distinctiveness",
+    "Exhaustive",
+    "Greedy",
+    "LossDelta",
     "Magnitude",
     "Masker",
+    "Merge",
     "NodeLayer",
     "PreComputed",
     "PruneResult",
+    "RandomRemoval",
+    "RandomShrink",
     "Relevance",
+    "Retention",
     "Scorer",
     "Strategy",
     "__version__",

@@ -27,6 +27,7 @@ import torch_pruning as tp
 from torch import nn
 
 from ._guard import preserved_mode, weight_of
+from ._standout import AdaptiveDropout, AdaptiveDropoutPruner
 
 LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 CONSUMER_TYPES: tuple[type[nn.Module], ...] = (
@@ -35,6 +36,8 @@ CONSUMER_TYPES: tuple[type[nn.Module], ...] = (
     nn.ConvTranspose2d,
     nn.ConvTranspose3d,
 )
+# Modules with per-node state that torch-pruning must slice with the nodes (registered as customized layers).
+PER_NODE_PRUNERS: dict[type[nn.Module], tp.pruner.function.BasePruningFunc] = {AdaptiveDropout: AdaptiveDropoutPruner()}
 # Modules that mix the channels they normalise: removing a channel changes the other channels' outputs,
 # which zeroing an input cannot reproduce.
 _CHANNEL_MIXING = (nn.LayerNorm, nn.GroupNorm, nn.MultiheadAttention, nn.RNNBase, nn.Embedding)
@@ -67,6 +70,9 @@ class NodeLayer:
         its consumers; ``note`` says why.
     note : str
         Why the layer is not exact (empty otherwise).
+    companions : tuple of str
+        Modules with per-node state of this layer's nodes (``AdaptiveDropout``): compaction slices their
+        state with the nodes, and ``Retention`` reads them.
     """
 
     name: str
@@ -77,6 +83,7 @@ class NodeLayer:
     coupled: tuple[str, ...] = ()
     exact: bool = True
     note: str = ""
+    companions: tuple[str, ...] = ()
 
     def channel_mask(self, node_mask: torch.Tensor) -> torch.Tensor:
         """Expand a node mask of length ``size`` to a channel mask of length ``channels``."""
@@ -187,7 +194,11 @@ def build_graph(model_copy: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tp.D
             p.requires_grad_(True)  # the graph is traced through autograd
         with torch.enable_grad():
             return tp.DependencyGraph().build_dependency(
-                model_copy, example_inputs=inputs, forward_fn=lambda m, x: m(*x), verbose=False
+                model_copy,
+                example_inputs=inputs,
+                forward_fn=lambda m, x: m(*x),
+                verbose=False,
+                customized_pruners=dict(PER_NODE_PRUNERS),
             )
     finally:
         for p, flag in flags:
@@ -324,6 +335,7 @@ def _traced_plan(
         slices: list[ConsumerSlice] = []
         groupings: set[int] = set()
         problems: list[str] = []
+        companions: list[str] = []
         for item in group:
             dep = item.dep
             target = dep.target.module
@@ -353,6 +365,8 @@ def _traced_plan(
                             not torch.equal(features, feeding)
                         ):
                             problems.append(f"it feeds only part of grouped convolution {name!r}")
+            elif isinstance(target, AdaptiveDropout):
+                companions.append(shadow_names[target])
             elif isinstance(target, _CHANNEL_MIXING):
                 problems.append(f"{type(target).__name__} {shadow_names.get(target, '')!r} mixes the channels")
             elif isinstance(target, nn.Parameter):
@@ -385,6 +399,7 @@ def _traced_plan(
                 coupled=tuple(n for n in ordered if n != root and n in names),
                 exact=not problems,
                 note="; ".join(dict.fromkeys(problems)),
+                companions=tuple(dict.fromkeys(n for n in companions if n in names)),
             )
         )
         consumers[root] = slices

@@ -1,108 +1,26 @@
-"""Loss and accuracy of a model over data, accumulated in float64."""
+"""Loss and accuracy of a model over data, accumulated in float64; the batched single-node ablation engine."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from ._ablation import Outcomes, ablate, reuse
+from ._data import (
+    DEFAULT_BATCH_SIZE,
+    Data,
+    LossFunction,
+    batch_loss,
+    batches,
+    check_batch,
+    check_output,
+    correct_count,
+)
 from ._guard import model_device, preserved_mode
 
-__all__ = ["Data", "LossFunction", "batch_loss", "batches", "evaluate"]
-
-Data = Any  # a DataLoader, an (X, y) tuple of tensors, or any iterable of (x, y) batches
-LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-DEFAULT_BATCH_SIZE = 256
-
-
-def _is_tensor_pair(data: object) -> bool:
-    return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(part, torch.Tensor) for part in data)
-
-
-def batches(data: Data, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(x, y)`` batches from a DataLoader, an ``(X, y)`` tuple of tensors or an iterable of batches.
-
-    An ``(X, y)`` tuple is cut into batches of ``batch_size`` samples (the Keras ``evaluate`` default of
-    the thesis is 256). Raises ValueError for empty data and TypeError for anything else.
-    """
-    if _is_tensor_pair(data):
-        inputs, targets = data
-        if inputs.shape[0] != targets.shape[0]:
-            raise ValueError(f"X and y hold different numbers of samples: {inputs.shape[0]} and {targets.shape[0]}")
-        if inputs.shape[0] == 0:
-            raise ValueError("data is empty: X has no samples")
-        for start in range(0, inputs.shape[0], batch_size):
-            yield inputs[start : start + batch_size], targets[start : start + batch_size]
-        return
-    if isinstance(data, torch.Tensor) or not isinstance(data, Iterable):
-        raise TypeError(
-            "data must be a DataLoader, an (X, y) tuple of tensors or an iterable of (x, y) batches; "
-            f"got {type(data).__name__}"
-        )
-    empty = True
-    for batch in data:
-        if not _is_tensor_pair(batch):
-            raise TypeError(
-                "every batch of data must be an (x, y) pair of tensors; got "
-                + (
-                    f"a {type(batch).__name__} of length {len(batch)}"
-                    if hasattr(batch, "__len__")
-                    else type(batch).__name__
-                )
-            )
-        if batch[0].shape[0] == 0:
-            continue
-        empty = False
-        yield batch[0], batch[1]
-    if empty:
-        raise ValueError("data is empty: it yielded no samples")
-
-
-def batch_loss(output: torch.Tensor, target: torch.Tensor, loss_fn: LossFunction | None) -> torch.Tensor:
-    """The summed loss of one batch as a float64 scalar tensor.
-
-    The default is the cross-entropy of class logits, computed from float64 logits. A user ``loss_fn``
-    may return one loss per sample (summed here in float64) or the batch mean (multiplied by the batch
-    size).
-    """
-    if loss_fn is None:
-        return F.cross_entropy(output.double(), target, reduction="sum")
-    value = loss_fn(output, target)
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"loss_fn must return a tensor; got {type(value).__name__}")
-    if value.dim() == 0:
-        return value.double() * output.shape[0]
-    return value.double().sum()
-
-
-def check_batch(model_device: torch.device, inputs: torch.Tensor, targets: torch.Tensor) -> None:
-    """Clear errors for a batch on another device than the model."""
-    for name, tensor in (("inputs", inputs), ("labels", targets)):
-        if tensor.device != model_device:
-            raise ValueError(
-                f"the model is on {model_device} but the data's {name} are on {tensor.device}; move one of them"
-            )
-
-
-def check_output(output: torch.Tensor, targets: torch.Tensor) -> None:
-    """Clear errors for class labels outside the output's range."""
-    if targets.dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8) and output.dim() >= 2:
-        classes = output.shape[1]
-        if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= classes):
-            bad = targets[(targets < 0) | (targets >= classes)].unique().tolist()
-            raise ValueError(f"labels {bad[:10]} fall outside the model's {classes} output classes [0, {classes})")
-
-
-def correct_count(output: torch.Tensor, targets: torch.Tensor) -> int:
-    """Number of samples whose arg-max output equals the label (0 where accuracy is undefined)."""
-    if output.dim() < 2 or targets.is_floating_point():
-        return 0
-    return int((output.argmax(dim=1) == targets).sum())
+__all__ = ["Data", "LossFunction", "Outcomes", "ablate", "batch_loss", "batches", "evaluate", "reuse"]
 
 
 def evaluate(

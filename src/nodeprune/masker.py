@@ -6,70 +6,35 @@ The Masker is the only part of nodeprune that registers hooks on a model or call
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch_pruning as tp
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from ._discovery import ConsumerSlice, NodeLayer, Plan, build_graph, copy_model, discover, mark_hook
-from ._guard import preserved_mode, weight_of
+from . import _compaction, _maskfile, _substitution
+from ._compaction import CompactionError, LayerSummary, MaskSummary
+from ._discovery import ConsumerSlice, NodeLayer, Plan, discover, mark_hook
+from ._guard import weight_of
+from ._maskfile import write_atomically
+from ._substitution import InputSubstitution, Substitution
 
-__all__ = ["CompactionError", "ConsumerSlice", "MaskSummary", "Masker", "NodeLayer"]
-
-MASK_FILE_FORMAT = "nodeprune.masks"
-MASK_FILE_VERSION = 1
+__all__ = [
+    "CompactionError",
+    "ConsumerSlice",
+    "MaskSummary",
+    "Masker",
+    "NodeLayer",
+    "Substitution",
+    "write_atomically",
+]
 
 Nodes = int | Sequence[int] | torch.Tensor | Iterable[int]
-
-
-class CompactionError(RuntimeError):
-    """Raised when the masked model cannot be turned into a physically smaller one."""
-
-
-@dataclass(frozen=True)
-class LayerSummary:
-    """Kept and total nodes of one layer."""
-
-    name: str
-    kept: int
-    size: int
-
-
-@dataclass(frozen=True)
-class MaskSummary:
-    """What the masks remove: per-layer node counts, parameters and MACs before and after compaction.
-
-    ``params_after`` and ``macs_after`` are None when the model cannot be compacted. MACs are those of one
-    forward pass on the Masker's ``example_inputs``, counted by torch-pruning.
-    """
-
-    layers: tuple[LayerSummary, ...]
-    params_before: int
-    macs_before: int
-    params_after: int | None
-    macs_after: int | None
-
-    def __str__(self) -> str:
-        width = max([len("layer")] + [len(row.name) for row in self.layers])
-        lines = [f"{'layer':<{width}}  {'kept':>6}  {'total':>6}"]
-        lines += [f"{row.name:<{width}}  {row.kept:>6}  {row.size:>6}" for row in self.layers]
-
-        def after(value: int | None) -> str:
-            return "n/a (not compactable)" if value is None else f"{value:,}"
-
-        lines.append(f"params: {self.params_before:,} -> {after(self.params_after)}")
-        lines.append(f"MACs:   {self.macs_before:,} -> {after(self.macs_after)}")
-        return "\n".join(lines)
 
 
 def _as_inputs(example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -115,6 +80,10 @@ class Masker:
     Linear, the input columns of a Linear after a Flatten, every consumer of a residual stream). This is
     exactly what physical removal does to those consumers, so the masked model's output equals the
     compacted model's output for any activation function, BatchNorm, pooling and residual connection.
+
+    A removed node can also be *merged* into a kept twin (:meth:`merge`) or *replaced* by a constant
+    (:meth:`replace`): its consumer inputs then take the twin's values (or the constant) instead of zeros,
+    and :meth:`compact` folds that into the consumers' weights (or biases), so masked still equals removed.
 
     Examples
     --------
@@ -163,8 +132,11 @@ class Masker:
             )
         self._by_name = {layer.name: layer for layer in self.layers}
         self._masks = {layer.name: torch.ones(layer.size, dtype=torch.bool) for layer in self.layers}
+        # removed node -> what its consumers receive instead of zeros; only removed nodes have an entry
+        self._substitutions: dict[str, dict[int, Substitution]] = {layer.name: {} for layer in self.layers}
         self._version = 0
         self._cache: dict[str, tuple[int, torch.dtype, torch.device, torch.Tensor | None]] = {}
+        self._substitution_cache: dict[str, tuple[int, torch.dtype, torch.device, tuple[torch.Tensor, ...] | None]] = {}
         self._attached: list[RemovableHandle] = []
         # consumer module name -> [(layer, slice)], built once
         self._consumer_slices: dict[str, list[tuple[NodeLayer, ConsumerSlice]]] = {}
@@ -248,7 +220,7 @@ class Masker:
         return torch.nonzero(~self._masks[self.layer(layer).name]).reshape(-1).tolist()
 
     def remove(self, layer: str, nodes: Nodes) -> None:
-        """Remove nodes (already removed ones are left as they are).
+        """Remove nodes (already removed ones are left as they are, merges and replacements included).
 
         Raises ValueError, and changes nothing, for an unknown layer, an index outside ``[0, size)`` or a
         removal that would leave the layer without nodes.
@@ -289,14 +261,116 @@ class Masker:
         self._set(target.name, mask.detach().to("cpu").clone())
 
     def reset(self) -> None:
-        """Keep every node again."""
+        """Keep every node again (merges and replacements are forgotten)."""
         for layer in self.layers:
             self._set(layer.name, torch.ones(layer.size, dtype=torch.bool))
 
     def _set(self, name: str, mask: torch.Tensor) -> None:
+        """Replace a mask; nodes that are kept afterwards lose their substitution."""
         if not torch.equal(self._masks[name], mask):
             self._masks[name] = mask
+            entries = self._substitutions[name]
+            if any(bool(mask[node]) for node in entries):
+                self._substitutions[name] = {node: entry for node, entry in entries.items() if not bool(mask[node])}
             self._version += 1
+
+    # ------------------------------------------------------------------ merges and constants
+    def merge(self, layer: str, node: int, into: int, *, scale: float = 1.0, offset: float = 0.0) -> None:
+        r"""Remove ``node`` and give its consumers ``scale`` times node ``into``'s value (plus ``offset``) instead.
+
+        With the defaults this is Gedeon & Harries' merge of a similar pair (Ma, §2.2): node ``into`` takes
+        over node ``node``'s outgoing weights, :math:`W_{:,\mathrm{into}} \mathrel{+}= W_{:,\mathrm{node}}`,
+        which leaves the output unchanged when the two nodes' activations are equal. In general each
+        consumer receives :math:`\mathrm{scale}\, a_\mathrm{into} + \mathrm{offset}` where ``node`` fed it;
+        :meth:`compact` folds that into the consumers' weights (and biases), so the masked model keeps
+        equalling the compacted one. If ``into`` is later removed, ``node``'s share goes with it (or follows
+        ``into``'s own merge), exactly as with the weights added in sequence.
+
+        Parameters
+        ----------
+        layer : str
+            The layer of both nodes.
+        node : int
+            A kept node; it is removed.
+        into : int
+            Another kept node (its twin).
+        scale : float, default=1.0
+            Factor on ``into``'s value (−1 with an offset folds a complementary pair: spec M6).
+        offset : float, default=0.0
+            Constant added to the consumers' input, folded into their biases.
+
+        Raises
+        ------
+        ValueError
+            And nothing changes: for invalid nodes, a removed ``node`` or ``into`` (restore it first), and
+            for substitutions that cannot be folded exactly (consumers that are not Linear or Conv, a twin
+            feeding other positions or another group of a grouped convolution, or an ``offset`` with a
+            consumer without bias, a transposed convolution or a zero-padding convolution).
+        """
+        target = self.layer(layer)
+        moved, twin = self._single(target, node, "node"), self._single(target, into, "into")
+        if moved == twin:
+            raise ValueError(f"cannot merge node {moved} of layer {target.name!r} into itself")
+        entry = Substitution(
+            twin,
+            _substitution.check_number("Masker.merge", "scale", scale),
+            _substitution.check_number("Masker.merge", "offset", offset),
+        )
+        self._substitute(target, moved, entry)
+
+    def replace(self, layer: str, node: int, value: float) -> None:
+        """Remove ``node`` and give its consumers the constant ``value`` instead (folded into their biases).
+
+        Replacing a node by its mean activation keeps the node's average contribution: Ma's complementary
+        pairs with ``Merge(on_complementary="mean")``. The same checks as :meth:`merge` apply: every consumer
+        must be a Linear, or a Conv with a bias that does not zero-pad its input (a constant channel is not
+        constant at zero-padded borders, so the fold would not be exact).
+        """
+        target = self.layer(layer)
+        moved = self._single(target, node, "node")
+        self._substitute(
+            target, moved, Substitution(None, 1.0, _substitution.check_number("Masker.replace", "value", value))
+        )
+
+    def substitutions(self, layer: str) -> dict[int, Substitution]:
+        """The merged and replaced nodes of the layer: removed node -> :class:`Substitution` (a copy)."""
+        return dict(self._substitutions[self.layer(layer).name])
+
+    def _single(self, layer: NodeLayer, node: object, what: str) -> int:
+        if isinstance(node, bool) or not isinstance(node, int):
+            raise TypeError(f"The {what!r} of a merge must be one node index (an int); got {node!r}")
+        index = int(self._nodes(layer, node)[0])
+        if not bool(self._masks[layer.name][index]):
+            raise ValueError(
+                f"node {index} of layer {layer.name!r} is already removed; only kept nodes can be merged or "
+                "replaced (restore it first)"
+            )
+        return index
+
+    def _substitution_problem(
+        self, layer: str, node: int = 0, source: int | None = None, *, constant: bool = False
+    ) -> str | None:
+        """Why ``node`` of ``layer`` cannot be merged into ``source`` (or given a constant), or None."""
+        target = self.layer(layer)
+        pieces = self._plan.consumers.get(target.name, [])
+        if not target.exact or not pieces:
+            return f"its consumers are unknown or not exact ({target.note or 'no consumer module was found'})"
+        for piece in pieces:
+            module = self._module(piece.module)
+            issue = _substitution.problem(module, piece.module, piece, target, node, source, 1.0 if constant else 0.0)
+            if issue is not None:
+                return issue
+        return None
+
+    def _substitute(self, layer: NodeLayer, node: int, entry: Substitution) -> None:
+        issue = self._substitution_problem(layer.name, node, entry.source, constant=entry.offset != 0.0)
+        if issue is not None:
+            raise ValueError(f"cannot merge or replace node {node} of layer {layer.name!r}: {issue}")
+        mask = self._masks[layer.name].clone()
+        mask[node] = False
+        self._masks[layer.name] = mask
+        self._substitutions[layer.name][node] = entry
+        self._version += 1
 
     # ------------------------------------------------------------------ application
     def _input_mask(self, consumer: str) -> torch.Tensor | None:
@@ -335,6 +409,38 @@ class Masker:
     def _module(self, name: str) -> nn.Module:
         return self.model.get_submodule(name)
 
+    def _input_substitution(self, consumer: str) -> InputSubstitution | None:
+        """The merges and constants on a consumer's input features, or None when there are none."""
+        pieces = self._consumer_slices[consumer]
+        if not any(self._substitutions[layer.name] for layer, _ in pieces):
+            return None
+        return _substitution.build(pieces, self._masks, self._substitutions, _input_features(self._module(consumer)))
+
+    def _substituted(self, consumer: str, shape: tuple[int, ...], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``y`` (the masked input ``x``) with the consumer's merges and constants added; cached per version."""
+        key = "sub:" + consumer
+        entry = self._substitution_cache.get(key)
+        if entry is None or entry[0] != self._version or entry[1] is not x.dtype or entry[2] != x.device:
+            plan = self._input_substitution(consumer)
+            tensors = None
+            if plan is not None:
+                scales = plan.scales.to(device=x.device, dtype=x.dtype).reshape(shape)
+                offsets = (
+                    None if plan.offsets is None else plan.offsets.to(device=x.device, dtype=x.dtype).reshape(shape)
+                )
+                tensors = (plan.targets.to(x.device), plan.sources.to(x.device), scales) + (
+                    () if offsets is None else (offsets,)
+                )
+            entry = (self._version, x.dtype, x.device, tensors)
+            self._substitution_cache[key] = entry
+        tensors = entry[3]
+        if tensors is None:
+            return y
+        dim = 1 if len(shape) > 1 else -1
+        if tensors[0].numel():
+            y = y.index_add(dim, tensors[0], x.index_select(dim, tensors[1]) * tensors[2])
+        return y + tensors[3] if len(tensors) == 4 else y
+
     def _register(self) -> list[RemovableHandle]:
         handles: list[RemovableHandle] = []
         try:
@@ -362,7 +468,8 @@ class Masker:
             mask = self._multiplier(key, build, shape, x)
             if mask is None:
                 return None
-            return (x * mask,) if len(args) == 1 else (x * mask, *args[1:])
+            y = self._substituted(consumer, shape, x, x * mask)
+            return (y,) if len(args) == 1 else (y, *args[1:])
 
         return mark_hook(hook)
 
@@ -413,50 +520,34 @@ class Masker:
 
     # ------------------------------------------------------------------ files
     def _fingerprint(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": layer.name,
-                "type": type(layer.module).__name__,
-                "size": layer.size,
-                "channels": layer.channels,
-                "weight_shape": list(weight_of(layer.module).shape),
-            }
-            for layer in self.layers
-        ]
+        """What identifies this model's layers in mask and checkpoint files."""
+        return _maskfile.fingerprint(self.layers)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the masks to a JSON file (written atomically), with a fingerprint of the model's layers."""
-        document = {
-            "format": MASK_FILE_FORMAT,
-            "version": MASK_FILE_VERSION,
-            "layers": self._fingerprint(),
-            "removed": {layer.name: self.removed(layer.name) for layer in self.layers},
-        }
-        write_atomically(Path(path), json.dumps(document, indent=1))
+        """Write the masks to a JSON file (written atomically), with a fingerprint of the model's layers.
+
+        File format version 2: ``removed`` lists every layer's removed nodes and ``substitutions`` the merged
+        and replaced ones (``{"node", "into", "scale", "offset"}``, ``into`` null for a constant).
+        """
+        _maskfile.save(self, Path(path))
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Read masks written by :meth:`save`; a file made for another model is refused and nothing changes."""
-        try:
-            document = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not a nodeprune mask file: {error}") from error
-        if not isinstance(document, dict) or document.get("format") != MASK_FILE_FORMAT:
-            raise ValueError(f"{path} is not a nodeprune mask file (no format {MASK_FILE_FORMAT!r})")
-        if document.get("version") != MASK_FILE_VERSION:
-            raise ValueError(f"{path} has mask file version {document.get('version')}; this nodeprune reads 1")
-        theirs, ours = document.get("layers"), self._fingerprint()
-        if theirs != ours:
-            raise ValueError(f"{path} was made for another model: {_first_difference(theirs, ours)}")
-        new: dict[str, torch.Tensor] = {}
-        for layer in self.layers:
-            removed = document["removed"].get(layer.name, [])
-            mask = torch.ones(layer.size, dtype=torch.bool)
-            mask[self._nodes(layer, removed)] = False
-            if not bool(mask.any()):
-                raise ValueError(f"{path} removes every node of layer {layer.name!r}")
-            new[layer.name] = mask
-        for name, mask in new.items():
+        masks, substitutions = _maskfile.read(self, Path(path))
+        self._restore((masks, substitutions))
+
+    def _snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, dict[int, Substitution]]]:
+        """Everything a strategy or a file can change: the masks and the substitutions."""
+        return self.masks(), {name: dict(entries) for name, entries in self._substitutions.items()}
+
+    def _restore(self, state: tuple[dict[str, torch.Tensor], dict[str, dict[int, Substitution]]]) -> None:
+        """Put back a :meth:`_snapshot` (or a file's content)."""
+        masks, substitutions = state
+        for name, mask in masks.items():
             self._set(name, mask)
+            if self._substitutions[name] != substitutions[name]:
+                self._substitutions[name] = dict(substitutions[name])
+                self._version += 1
 
     # ------------------------------------------------------------------ compaction
     def compact(self) -> nn.Module:
@@ -481,38 +572,18 @@ class Masker:
             raise CompactionError(
                 "cannot compact: " + "; ".join(f"layer {layer.name!r}: {layer.note}" for layer in inexact)
             )
-        shadow = copy_model(self.model)
-        grads = {name: p.requires_grad for name, p in shadow.named_parameters()}
-        with preserved_mode(shadow):
-            graph = build_graph(shadow, self.example_inputs)
-            modules = dict(shadow.named_modules())
-            for layer in self.layers:
-                gone = torch.nonzero(~self._masks[layer.name]).reshape(-1)
-                if gone.numel() == 0:
-                    continue
-                module = modules[layer.name]
-                channels = sorted(layer.node_channels(gone).tolist())
-                pruner = graph.get_pruner_of_module(module)
-                group = graph.get_pruning_group(module, pruner.prune_out_channels, channels)
-                group.prune()
-        for name, p in shadow.named_parameters():
-            p.requires_grad_(grads.get(name, True))
-        return shadow
+        folds = [(consumer, self._input_substitution(consumer)) for consumer in self._consumer_slices]
+        removed = {layer.name: torch.nonzero(~self._masks[layer.name]).reshape(-1) for layer in self.layers}
+        return _compaction.compacted(self.model, self.example_inputs, self.layers, removed, folds)
 
     def summary(self) -> MaskSummary:
         """Kept/total nodes per layer, and parameters and MACs before and after compaction."""
-        macs_before, params_before = _count(self.model, self.example_inputs)
+        macs_before, params_before = _compaction.count(self.model, self.example_inputs)
         params_after = macs_after = None
         with contextlib.suppress(CompactionError):
-            macs_after, params_after = _count(self.compact(), self.example_inputs)
+            macs_after, params_after = _compaction.count(self.compact(), self.example_inputs)
         rows = tuple(LayerSummary(layer.name, self.kept(layer.name), layer.size) for layer in self.layers)
         return MaskSummary(rows, params_before, macs_before, params_after, macs_after)
-
-
-def _count(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[int, int]:
-    """(MACs, params) of one forward on ``inputs``; torch-pruning counts on its own deep copy."""
-    macs, params = tp.utils.count_ops_and_params(model, inputs)
-    return int(macs), int(params)
 
 
 def _feature_shape(module: nn.Module) -> tuple[int, ...]:
@@ -524,32 +595,3 @@ def _input_features(module: nn.Module) -> int:
     if isinstance(module, nn.Linear):
         return int(module.in_features)
     return int(module.in_channels)  # type: ignore[arg-type]
-
-
-def _first_difference(theirs: Any, ours: list[dict[str, Any]]) -> str:
-    if not isinstance(theirs, list):
-        return "the file has no layer list"
-    their_names = [entry.get("name") for entry in theirs if isinstance(entry, dict)]
-    our_names = [entry["name"] for entry in ours]
-    if their_names != our_names:
-        return f"its layers are {their_names}, this model's are {our_names}"
-    for entry, mine in zip(theirs, ours, strict=True):
-        for key in mine:
-            if entry.get(key) != mine[key]:
-                return f"layer {mine['name']!r} has {key} {entry.get(key)} there and {mine[key]} here"
-    return "the layer descriptions differ"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees either the old or the new file, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -1,14 +1,19 @@
-"""Training loops with the thesis's Keras semantics."""
+"""Training-time helpers: the thesis's Keras-style ``fit``, and Dutta & Mitra's AdaptiveDropout and schedule."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 from ._guard import preserved_mode
+from ._standout import AdaptiveDropout, AdaptiveDropoutPruner
 from .evaluate import LossFunction, batch_loss
+from .masker import Masker, NodeLayer
+from .scorers.retention import Retention
 
-__all__ = ["fit"]
+__all__ = ["AdaptiveDropout", "AdaptiveDropoutPruner", "RetentionSchedule", "fit"]
 
 
 def fit(
@@ -43,3 +48,133 @@ def fit(
                 total += float(loss.detach()) * index.numel()
             history.append(total / inputs.shape[0])
     return history
+
+
+class RetentionSchedule:
+    r"""Dutta & Mitra's pruning schedule: every ``period`` epochs, remove the lowest-retention nodes.
+
+    Call :meth:`step` at the start of every epoch of your training loop. At epoch :math:`e = kP`
+    (:math:`k = 1, 2, \dots`; the first event is at :math:`e = P`, not 0, as in the paper's appendix example)
+    the layer is cut to
+
+    .. math:: n_k = \max\bigl(\mathrm{target},\ \mathrm{round}(n_0 (1 - \gamma)^k)\bigr)
+
+    nodes — the cumulative pruned fraction :math:`1 - (1 - \gamma)^k` of Algorithm 1, lines 3–7, read as in
+    spec §1.5 — by removing the kept nodes with the lowest :class:`~nodeprune.Retention` score (mean
+    retention probability over the last epoch; ties go to the lower index, spec D5). Halves round up
+    (spec D4 leaves it open). Then the retention sums are reset, so that each event sees exactly the last
+    complete epoch (spec D3). Removals go through the masker: keep it attached (``masker.attach()``) while
+    training so that removed nodes stay off, and ``compact()`` at the end.
+
+    Parameters
+    ----------
+    target : int
+        Final width (the paper reports 16, 32, 64 and 128 out of 512; Table 2).
+    gamma : float, default=0.5
+        Fraction of the remaining nodes pruned per event (Dutta & Mitra, Experiment 2 and Appendix A).
+    period : int, default=25
+        Epochs between events, :math:`P_t` (Dutta & Mitra, Appendix A).
+    layer : str, default=None
+        The layer to prune; None means the masker's only layer followed by an AdaptiveDropout.
+
+    Examples
+    --------
+    >>> from nodeprune.training import RetentionSchedule
+    >>> schedule = RetentionSchedule(target=32)
+    >>> schedule.plan(512)          # (epoch, width) of every event
+    [(25, 256), (50, 128), (75, 64), (100, 32)]
+    >>> schedule.phase(124, 512), schedule.phase(125, 512)   # SGD until reached + period, then Adam
+    ('sgd', 'adam')
+    """
+
+    def __init__(self, target: int, gamma: float = 0.5, period: int = 25, layer: str | None = None) -> None:
+        self.target = target
+        self.gamma = gamma
+        self.period = period
+        self.layer = layer
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{key}={value!r}" for key, value in vars(self).items())
+        return f"RetentionSchedule({fields})"
+
+    def _check(self) -> None:
+        if isinstance(self.target, bool) or not isinstance(self.target, int) or self.target < 1:
+            raise ValueError(
+                f"The 'target' parameter of RetentionSchedule must be an int >= 1. Got {self.target!r} instead."
+            )
+        if isinstance(self.gamma, bool) or not isinstance(self.gamma, (int, float)) or not 0 < self.gamma < 1:
+            raise ValueError(
+                f"The 'gamma' parameter of RetentionSchedule must be a float in (0, 1). Got {self.gamma!r} instead."
+            )
+        if isinstance(self.period, bool) or not isinstance(self.period, int) or self.period < 1:
+            raise ValueError(
+                f"The 'period' parameter of RetentionSchedule must be an int >= 1. Got {self.period!r} instead."
+            )
+
+    def width(self, size: int, event: int) -> int:
+        """The layer's width after event ``event`` (0 = before any), for an initial width ``size``."""
+        self._check()
+        return max(self.target, math.floor(size * (1.0 - self.gamma) ** event + 0.5)) if event else size
+
+    def plan(self, size: int) -> list[tuple[int, int]]:
+        """Every event as ``(epoch, width after it)``, until the target is reached."""
+        self._check()
+        events: list[tuple[int, int]] = []
+        width, event = size, 0
+        while width > self.target:
+            event += 1
+            width = self.width(size, event)
+            events.append((event * self.period, width))
+        return events
+
+    def reached(self, size: int) -> int:
+        """The epoch at which the target width is reached (0 if ``size`` is already at most the target)."""
+        events = self.plan(size)
+        return events[-1][0] if events else 0
+
+    def phase(self, epoch: int, size: int) -> str:
+        """``"sgd"`` until one period after the target is reached, then ``"adam"`` (Dutta & Mitra, Appendix A)."""
+        return "sgd" if epoch < self.reached(size) + self.period else "adam"
+
+    def step(self, masker: Masker, epoch: int) -> list[int]:
+        """Epoch-start callback: prune if ``epoch`` is an event, then reset the retention sums.
+
+        Returns the removed nodes (lowest retention first; empty when nothing was pruned).
+        """
+        self._check()
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(
+                f"The 'epoch' argument of RetentionSchedule.step must be an int >= 0. Got {epoch!r} instead."
+            )
+        layer = self._layer(masker)
+        companions = [
+            m for m in (masker.model.get_submodule(n) for n in layer.companions) if isinstance(m, AdaptiveDropout)
+        ]
+        removed: list[int] = []
+        kept = torch.nonzero(masker.mask(layer.name)).reshape(-1)
+        if epoch > 0 and epoch % self.period == 0 and kept.numel() > self.target:
+            quota = kept.numel() - self.width(layer.size, epoch // self.period)
+            if quota > 0:
+                scores = Retention().score(masker, layer.name, kept)
+                order = torch.sort(scores, stable=True).indices
+                removed = kept[order[:quota]].tolist()
+                masker.remove(layer.name, removed)
+        for module in companions:
+            module.reset_retention()
+        return removed
+
+    def _layer(self, masker: Masker) -> NodeLayer:
+        if self.layer is not None:
+            layer = masker.layer(self.layer)
+            if not layer.companions:
+                raise ValueError(
+                    f"layer {layer.name!r} is not followed by an AdaptiveDropout; RetentionSchedule needs one"
+                )
+            return layer
+        candidates = [layer for layer in masker.layers if layer.companions]
+        if len(candidates) != 1:
+            raise ValueError(
+                "RetentionSchedule(layer=None) needs exactly one layer followed by an AdaptiveDropout; found "
+                f"{[layer.name for layer in candidates]}: name one with 'layer'"
+            )
+        return candidates[0]

@@ -1,7 +1,10 @@
 """Scorers: one module per scorer, plus the Scorer protocol."""
 
 from .base import Scorer
+from .distinctiveness import Distinctiveness
+from .loss_delta import LossDelta
 from .magnitude import Magnitude
 from .relevance import Relevance
+from .retention import Retention
 
-__all__ = ["Magnitude", "Relevance", "Scorer"]
+__all__ = ["Distinctiveness", "LossDelta", "Magnitude", "Relevance", "Retention", "Scorer"]

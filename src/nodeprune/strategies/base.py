@@ -37,17 +37,36 @@ class PruneResult:
     Attributes
     ----------
     removed : dict of str to list of int
-        For every layer the strategy considered, the nodes it removed, in removal order.
+        For every layer the strategy considered, the nodes it removed, in removal order (after a
+        rollback: the removals that were kept).
     trajectory : list of Removal
-        One entry per removal, in order.
+        One entry per removal, in order. After a rollback it still holds every removal the run made (to
+        draw the whole evolution curve); ``stop`` says how many of them are in effect.
     evaluations : int
         Number of single-node evaluations (one model evaluation of one candidate removal on the data): the
-        hardware-independent cost of the run. Zero for data-free scorers such as ``Magnitude``.
+        hardware-independent cost of the run, counted as the thesis's algorithms count them. Zero for
+        data-free scorers such as ``Magnitude``.
     seconds : float
-        Wall-clock duration of the run.
+        Wall-clock duration of the run (summed over resumed runs).
     scores : dict of str to Tensor
         For strategies that score once (``PreComputed``): every layer's float64 scores, NaN for nodes that
         were not candidates (already removed).
+    baseline : (float, float) or None
+        Loss and accuracy on the pruning set (the scorer's data) before the first removal, when the
+        strategy measured them. ``trajectory[i].loss``/``accuracy`` continue this curve.
+    monitors : dict of str to list of (float, float)
+        For each monitor set (and the selection set, under ``"selection"``): loss and accuracy before the
+        first removal (index 0) and after each removal (index ``i`` after ``i`` removals).
+    stop : int or None
+        Number of trajectory removals in effect; smaller than ``len(trajectory)`` after a rollback to the
+        best selection-set loss. None means all of them.
+    computed : int
+        Single-node evaluations actually computed, including the look-ahead of a chunked greedy scan that
+        the algorithm then discarded (``>= evaluations``).
+    ignored : dict of str to list of int
+        Greedy: the nodes of each layer dropped from the scan for being too important.
+    initial : dict of str to Tensor
+        The masks before the run (used by :meth:`rollback`).
     """
 
     removed: dict[str, list[int]] = field(default_factory=dict)
@@ -55,11 +74,56 @@ class PruneResult:
     evaluations: int = 0
     seconds: float = 0.0
     scores: dict[str, torch.Tensor] = field(default_factory=dict)
+    baseline: tuple[float, float] | None = None
+    monitors: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    stop: int | None = None
+    computed: int = 0
+    ignored: dict[str, list[int]] = field(default_factory=dict)
+    initial: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def count(self) -> int:
-        """Total number of removed nodes."""
-        return len(self.trajectory)
+        """Total number of removed nodes in effect."""
+        return len(self.trajectory) if self.stop is None else self.stop
+
+    def losses(self) -> list[float | None]:
+        """The pruning-set loss before the first removal and after each removal (the thesis's ``ev_loss``)."""
+        first = None if self.baseline is None else self.baseline[0]
+        return [first, *(r.loss for r in self.trajectory)]
+
+    def best_step(self, monitor: str = "selection") -> int:
+        """Number of removals after which the monitored loss is lowest (ties: the most removals).
+
+        Raises ValueError when the run did not monitor that set.
+        """
+        if monitor not in self.monitors:
+            raise ValueError(f"no monitor set {monitor!r} in this result; monitored: {sorted(self.monitors)}")
+        points = [loss for loss, _ in self.monitors[monitor]]
+        best = min(points)
+        return max(i for i, loss in enumerate(points) if loss == best)
+
+    def rollback(self, masker: Masker, step: int | None = None, monitor: str = "selection") -> None:
+        """Put ``masker``'s masks to the state after the first ``step`` removals of this run.
+
+        ``step=None`` means :meth:`best_step` of ``monitor``. Updates ``removed`` and ``stop``; the
+        trajectory and the monitor curves stay complete.
+        """
+        if step is None:
+            step = self.best_step(monitor)
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= len(self.trajectory):
+            raise ValueError(
+                f"The 'step' parameter of rollback must be an int in [0, {len(self.trajectory)}]. Got {step!r} instead."
+            )
+        if not self.initial:
+            raise ValueError("this result has no initial masks to roll back to")
+        masks = {name: mask.clone() for name, mask in self.initial.items()}
+        for removal in self.trajectory[:step]:
+            masks[masker.layer(removal.layer).name][removal.node] = False
+        for name, mask in masks.items():
+            masker.set_mask(name, mask)
+        self.stop = step
+        kept = self.trajectory[:step]
+        self.removed = {name: [r.node for r in kept if r.layer == name] for name in self.removed}
 
 
 class Strategy(ABC):
@@ -75,17 +139,16 @@ class Strategy(ABC):
         if not isinstance(masker, Masker):
             raise TypeError(f"prune needs a nodeprune Masker; got {type(masker).__name__}")
         self._check(masker)
-        before = masker.masks()
-        result = PruneResult(removed={})
+        before = masker._snapshot()
+        result = PruneResult(removed={}, initial={name: mask.clone() for name, mask in before[0].items()})
         start = time.perf_counter()
         try:
             with preserved_mode(masker.model):
                 self._prune(masker, result)
         except BaseException:
-            for name, mask in before.items():
-                masker._set(name, mask)
+            masker._restore(before)  # masks and merges as they were before the run
             raise
-        result.seconds = time.perf_counter() - start
+        result.seconds += time.perf_counter() - start
         return result
 
     def _check(self, masker: Masker) -> None:  # noqa: B027 - optional hook, most strategies validate here

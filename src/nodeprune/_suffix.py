@@ -1,0 +1,198 @@
+"""Cut a model into a prefix and a suffix at a module call, with torch.fx.
+
+The ablation engine evaluates many variants of what happens *after* the modules that consume a layer's
+nodes. :func:`split_model` traces the model (a copy of its modules sharing its parameters, so that tracing
+can never touch the user's modules) and builds two graph modules that call the *user's* modules:
+
+* ``prefix(*inputs) -> (*cut, site_input)``: everything before the first site module, returning the
+  values the suffix needs (``cut``) and the site module's input;
+* ``suffix(site_output, *cut, *factors, *offsets) -> output``: everything after the first site, with the
+  input of every later site module multiplied by a factor and shifted by an offset (1.0 and 0.0 for the
+  unchanged model).
+
+Values that are not per-sample tensors (shapes, sizes, parameters) are recomputed in the suffix, so the
+suffix may run on any subset of the samples, in any order.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+
+@dataclass
+class Split:
+    """A model cut at its first site module; see the module docstring."""
+
+    prefix: fx.GraphModule
+    suffix: fx.GraphModule
+    first: str
+    later: list[str]
+    cut: int
+    names: list[str]  # the graph nodes the prefix returns: the cut, then the first site's input
+
+
+@dataclass
+class Trace:
+    """A traced model: its graph, the traced copy (for constants) and its per-sample nodes."""
+
+    graph: fx.Graph
+    traced: nn.Module
+    batch: set[fx.Node]
+
+
+class SplitError(RuntimeError):
+    """The model cannot be cut; the engine falls back to running the whole model."""
+
+
+def _resolve(root: nn.Module, target: str) -> Any:
+    value: Any = root
+    for part in target.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _trace(model: nn.Module) -> tuple[fx.Graph, nn.Module]:
+    # a copy of the module structure that shares the parameters and buffers (tracing reads no values)
+    shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
+    try:
+        shadow = copy.deepcopy(model, shared)
+    except Exception as error:  # deepcopy raises many types for exotic attributes
+        raise SplitError(f"the model cannot be copied for tracing: {type(error).__name__}: {error}") from error
+    try:
+        traced = fx.symbolic_trace(shadow)
+    except Exception as error:  # fx raises many types on dynamic control flow and unsupported ops
+        raise SplitError(f"torch.fx could not trace the model: {type(error).__name__}: {error}") from error
+    return traced.graph, traced
+
+
+def _module(model: nn.Module, traced: nn.Module, graph: fx.Graph) -> fx.GraphModule:
+    """A GraphModule whose modules and parameters are the user's objects (constants come from the trace)."""
+    root: dict[str, Any] = {}
+    for node in graph.nodes:
+        if node.op in ("call_module", "get_attr"):
+            target = str(node.target)
+            try:
+                root[target] = _resolve(model, target)
+            except AttributeError:
+                root[target] = _resolve(traced, target)
+    return fx.GraphModule(root, graph)
+
+
+def trace_model(model: nn.Module, inputs: Sequence[torch.Tensor]) -> Trace:
+    """Trace ``model`` and find its per-sample nodes (leading dimension = the batch's) by running ``inputs``."""
+    graph, traced = _trace(model)
+    module = _module(model, traced, graph)
+    interpreter = fx.Interpreter(module)
+    interpreter.args_iter = iter(inputs)
+    rows = inputs[0].shape[0]
+    batch: set[fx.Node] = set()
+    dependent: set[fx.Node] = set()
+    for node in graph.nodes:
+        if node.op == "output":
+            break
+        value = interpreter.run_node(node)
+        interpreter.env[node] = value
+        if node.op == "placeholder" or any(n in dependent for n in node.all_input_nodes):
+            dependent.add(node)
+        if node in dependent and isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == rows:
+            batch.add(node)
+    return Trace(graph, traced, batch)
+
+
+def prefix_of(model: nn.Module, trace: Trace, names: Sequence[str]) -> fx.GraphModule:
+    """A graph module returning the values of the named nodes (a tuple, in the order given)."""
+    nodes = {node.name: node for node in trace.graph.nodes}
+    last = max(list(trace.graph.nodes).index(nodes[name]) for name in names)
+    graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    for node in list(trace.graph.nodes)[: last + 1]:
+        env[node] = graph.node_copy(node, env.__getitem__)
+    graph.output(tuple(env[nodes[name]] for name in names))
+    module = _module(model, trace.traced, graph)
+    module.graph.eliminate_dead_code()
+    module.recompile()
+    return module
+
+
+def split_model(
+    model: nn.Module, sites: Sequence[str], inputs: Sequence[torch.Tensor], trace: Trace | None = None
+) -> Split:
+    """Cut ``model`` before the first call of any of ``sites``; ``inputs`` is a batch of at least 2 samples.
+
+    Raises SplitError when the model cannot be traced, when a site module is not called exactly once or
+    with other than one positional argument, or when the suffix would need a non-sample model input.
+    ``trace`` reuses a :func:`trace_model` of the same model.
+    """
+    if trace is None:
+        trace = trace_model(model, inputs)
+    graph, traced, batch = trace.graph, trace.traced, trace.batch
+    nodes = list(graph.nodes)
+    calls = [n for n in nodes if n.op == "call_module" and str(n.target) in sites]
+    for site in sites:
+        count = sum(str(n.target) == site for n in calls)
+        if count != 1:
+            raise SplitError(f"module {site!r} is called {count} times in the traced graph; the cut needs exactly 1")
+    first = calls[0]
+    if len(first.args) != 1 or first.kwargs:
+        raise SplitError(f"module {first.target!r} is called with more than one input")
+    site_input = first.args[0]
+    if not isinstance(site_input, fx.Node):
+        raise SplitError(f"module {first.target!r} is called on a constant")
+    later = [str(n.target) for n in calls[1:]]
+    position = {node: i for i, node in enumerate(nodes)}
+    if site_input not in batch:
+        raise SplitError(f"the input of module {first.target!r} is not a per-sample tensor")
+
+    # the suffix: everything after the first site, plus the non-sample values it needs (recomputed)
+    in_suffix = set(nodes[position[first] + 1 :])
+    cut: list[fx.Node] = []
+    todo = [n for node in list(in_suffix) for n in node.all_input_nodes]
+    while todo:
+        node = todo.pop()
+        if node is first or node in in_suffix or node in cut:
+            continue
+        if node in batch:
+            cut.append(node)
+        elif node.op == "placeholder":
+            raise SplitError(f"the model input {node.name!r} is needed after the cut but is not a per-sample tensor")
+        else:
+            in_suffix.add(node)
+            todo.extend(node.all_input_nodes)
+    cut.sort(key=position.__getitem__)
+
+    names = [n.name for n in cut] + [site_input.name]
+    prefix = prefix_of(model, trace, names)
+
+    suffix_graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {first: suffix_graph.placeholder("site_output")}
+    for i, node in enumerate(cut):
+        env[node] = suffix_graph.placeholder(f"cut_{i}")
+    factors = {name: suffix_graph.placeholder(f"factor_{i}") for i, name in enumerate(later)}
+    offsets = {name: suffix_graph.placeholder(f"offset_{i}") for i, name in enumerate(later)}
+    for node in nodes:
+        if node not in in_suffix:
+            continue
+        if node.op == "call_module" and str(node.target) in factors:
+            target = str(node.target)
+            scaled = suffix_graph.call_function(operator.mul, (env[node.args[0]], factors[target]))
+            scaled = suffix_graph.call_function(operator.add, (scaled, offsets[target]))
+            rest = fx.map_arg(node.args[1:], env.__getitem__)
+            kwargs = fx.map_arg(dict(node.kwargs), env.__getitem__)
+            env[node] = suffix_graph.call_module(str(node.target), (scaled, *rest), kwargs)
+        else:
+            env[node] = suffix_graph.node_copy(node, env.__getitem__)
+    return Split(
+        prefix=prefix,
+        suffix=_module(model, traced, suffix_graph),
+        first=str(first.target),
+        later=later,
+        cut=len(cut),
+        names=names,
+    )

@@ -1,0 +1,266 @@
+"""Shared machinery of the iterative strategies (Exhaustive, Greedy): layer order, trajectory, monitors,
+selection-set rollback, checkpoint and resume, progress."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .._ablation import reuse
+from ..evaluate import evaluate
+from ..masker import Masker
+from ..scorers.base import Scorer
+from ..scorers.loss_delta import LossDelta
+from . import _checkpoint
+from .base import PruneResult, Removal, Strategy
+
+__all__ = ["Iterative"]
+
+DEFAULT_THRESHOLD = 1e-5
+ORDERS = ("backward", "forward", "given")
+
+
+class Iterative(Strategy):
+    """Base class of strategies that remove one node at a time and rescore after every removal.
+
+    Subclasses implement :meth:`_prune_layer` with :meth:`_Run.assess`, :meth:`_Run.remove` and
+    :meth:`_Run.ignore`; this class visits the layers, records the trajectory (pruning-set loss and
+    accuracy, monitor sets), writes and reads the checkpoint, and rolls back to the best selection-set
+    loss. Parameters are documented on the subclasses.
+    """
+
+    def __init__(
+        self,
+        scorer: Scorer,
+        threshold: float = DEFAULT_THRESHOLD,
+        *,
+        min_keep: int = 1,
+        layers: Sequence[str] | None = None,
+        order: str = "backward",
+        monitor: Mapping[str, Any] | None = None,
+        selection: Any = None,
+        rollback: bool = True,
+        checkpoint: str | os.PathLike[str] | None = None,
+        verbose: bool = True,
+    ) -> None:
+        self.scorer = scorer
+        self.threshold = threshold
+        self.min_keep = min_keep
+        self.layers = layers
+        self.order = order
+        self.monitor = monitor
+        self.selection = selection
+        self.rollback = rollback
+        self.checkpoint = checkpoint
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ validation
+    def _fail(self, name: str, expected: str, value: object) -> ValueError:
+        return ValueError(f"The {name!r} parameter of {type(self).__name__} must be {expected}. Got {value!r} instead.")
+
+    def _check(self, masker: Masker) -> None:
+        if not isinstance(self.scorer, Scorer):
+            raise TypeError(
+                f"The 'scorer' parameter of {type(self).__name__} must be a Scorer. Got {self.scorer!r} instead."
+            )
+        if (
+            isinstance(self.threshold, bool)
+            or not isinstance(self.threshold, (int, float))
+            or not math.isfinite(self.threshold)
+        ):
+            raise self._fail("threshold", "a finite float", self.threshold)
+        if isinstance(self.min_keep, bool) or not isinstance(self.min_keep, int) or self.min_keep < 1:
+            raise self._fail("min_keep", "an int >= 1", self.min_keep)
+        if self.order not in ORDERS:
+            raise self._fail("order", f"one of {list(ORDERS)}", self.order)
+        if isinstance(self.layers, str):
+            raise self._fail("layers", "a list of layer names, not a string", self.layers)
+        for name in self.layers or ():
+            masker.layer(name)
+        if self.monitor is not None and (
+            not isinstance(self.monitor, Mapping) or not all(isinstance(k, str) for k in self.monitor)
+        ):
+            raise self._fail("monitor", "a dict of name to data", self.monitor)
+        if self.monitor is not None and "selection" in self.monitor:
+            raise self._fail(
+                "monitor",
+                "a dict without the name 'selection' (pass the selection set as 'selection')",
+                list(self.monitor),
+            )
+        if not isinstance(self.rollback, bool):
+            raise self._fail("rollback", "a bool", self.rollback)
+        if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
+            raise self._fail("checkpoint", "a path or None", self.checkpoint)
+
+    def _config(self) -> dict[str, Any]:
+        """The configuration a checkpoint must match (JSON-normalised)."""
+        config = {
+            "strategy": type(self).__name__,
+            "scorer": self.scorer._identity() if isinstance(self.scorer, LossDelta) else repr(self.scorer),
+            "threshold": self.threshold,
+            "min_keep": self.min_keep,
+            "layers": None if self.layers is None else list(self.layers),
+            "order": self.order,
+            "monitor": None if self.monitor is None else sorted(self.monitor),
+            "selection": self.selection is not None,
+            "rollback": self.rollback,
+            **self._extra_config(),
+        }
+        normalised: dict[str, Any] = json.loads(json.dumps(config))
+        return normalised
+
+    def _extra_config(self) -> dict[str, Any]:
+        return {}
+
+    def _order(self, masker: Masker) -> list[str]:
+        if self.layers is None:
+            names = [layer.name for layer in masker.layers]
+        else:
+            names = list(dict.fromkeys(masker.layer(n).name for n in self.layers))
+        if self.order == "given":
+            return names
+        position = {layer.name: i for i, layer in enumerate(masker.layers)}
+        return sorted(names, key=position.__getitem__, reverse=self.order == "backward")
+
+    # ------------------------------------------------------------------ the run
+    def _prune(self, masker: Masker, result: PruneResult) -> None:
+        run = _Run(self, masker, result)
+        with (
+            reuse(quiet=True),
+            tqdm(
+                total=len(run.state.order),
+                initial=run.state.position,
+                desc=type(self).__name__,
+                unit="layer",
+                disable=None if self.verbose else True,
+            ) as bar,
+        ):
+            run.bar = bar
+            while not run.state.finished and run.state.position < len(run.state.order):
+                layer = run.state.order[run.state.position]
+                self._prune_layer(run, layer)
+                run.finish_layer()
+                bar.update(1)
+        run.finish()
+
+    @abstractmethod
+    def _prune_layer(self, run: _Run, layer: str) -> None:
+        """Remove nodes of ``layer`` through ``run.remove`` until the strategy's stopping rule holds."""
+
+
+class _Run:
+    """One run of an iterative strategy: its state, its measurements and its checkpoint."""
+
+    def __init__(self, strategy: Iterative, masker: Masker, result: PruneResult) -> None:
+        self.strategy = strategy
+        self.masker = masker
+        self.result = result
+        self.started = time.perf_counter()
+        self.bar: Any = None
+        self.path = None if strategy.checkpoint is None else Path(strategy.checkpoint)
+        self.config = strategy._config()
+        self.sets: dict[str, Any] = dict(strategy.monitor or {})
+        if strategy.selection is not None:
+            self.sets["selection"] = strategy.selection
+        if self.path is not None and self.path.exists():
+            self.state = _checkpoint.read(self.path, self.config, masker)
+            result.initial = {}
+            for layer in masker.layers:
+                mask = torch.ones(layer.size, dtype=torch.bool)
+                mask[self.state.initial.get(layer.name, [])] = False
+                result.initial[layer.name] = mask
+        else:
+            order = strategy._order(masker)
+            self.state = _checkpoint.RunState(
+                order=order, initial={layer.name: masker.removed(layer.name) for layer in masker.layers}
+            )
+            self.state.baseline = self._pruning_set()
+            for name, data in self.sets.items():
+                self.state.monitors[name] = [self._evaluate(data)]
+            self._save()
+
+    # measurements
+    def _evaluate(self, data: Any) -> tuple[float, float]:
+        loss_fn = self.strategy.scorer.loss_fn if isinstance(self.strategy.scorer, LossDelta) else None
+        with self.masker.applied():
+            return evaluate(self.masker.model, data, loss_fn)
+
+    def _pruning_set(self) -> tuple[float, float] | None:
+        scorer = self.strategy.scorer
+        return self._evaluate(scorer.data) if isinstance(scorer, LossDelta) else None
+
+    def assess(self, layer: str, nodes: list[int]) -> tuple[list[float], list[float | None], list[float | None]]:
+        """Scores of ``nodes`` against the current model, with the pruning-set loss and accuracy without each."""
+        scorer = self.strategy.scorer
+        self.state.computed += len(nodes) if scorer.evaluates_nodes else 0
+        if isinstance(scorer, LossDelta):
+            outcome = scorer.outcomes(self.masker, layer, nodes)
+            return outcome.score.tolist(), outcome.loss.tolist(), outcome.accuracy.tolist()
+        scores = scorer.score(self.masker, layer, nodes).tolist()
+        return scores, [None] * len(nodes), [None] * len(nodes)
+
+    def count(self, evaluations: int) -> None:
+        """Count single-node evaluations as the algorithm makes them."""
+        if self.strategy.scorer.evaluates_nodes:
+            self.state.evaluations += evaluations
+
+    def kept(self, layer: str) -> list[int]:
+        return torch.nonzero(self.masker.mask(layer)).reshape(-1).tolist()
+
+    def can_remove(self, layer: str) -> bool:
+        return self.masker.kept(layer) > self.strategy.min_keep
+
+    def remove(self, layer: str, node: int, score: float, loss: float | None, accuracy: float | None) -> None:
+        self.masker.remove(layer, [node])
+        self.state.trajectory.append(Removal(layer, node, score, loss, accuracy))
+        for name, data in self.sets.items():
+            self.state.monitors[name].append(self._evaluate(data))
+        if self.bar is not None:
+            self.bar.set_postfix(removed=len(self.state.trajectory), evaluations=self.state.evaluations)
+        self._save()
+
+    def ignore(self, node: int) -> None:
+        self.state.ignored.append(node)
+
+    def ignored(self) -> list[int]:
+        return list(self.state.ignored)
+
+    def finish_layer(self) -> None:
+        layer = self.state.order[self.state.position]
+        if self.state.ignored:
+            self.state.ignored_done[layer] = self.state.ignored
+        self.state.ignored = []
+        self.state.position += 1
+        self._save()
+
+    def _save(self) -> None:
+        if self.path is not None:
+            elapsed = time.perf_counter() - self.started
+            snapshot = dataclasses.replace(self.state, seconds=self.state.seconds + elapsed)
+            _checkpoint.write(self.path, self.config, self.masker, snapshot)
+
+    def finish(self) -> None:
+        state, result = self.state, self.result
+        if not state.finished:
+            state.finished = True
+            self._save()
+        result.trajectory = list(state.trajectory)
+        result.removed = {name: [r.node for r in state.trajectory if r.layer == name] for name in state.order}
+        result.evaluations = state.evaluations
+        result.computed = state.computed
+        result.baseline = state.baseline
+        result.monitors = {name: list(points) for name, points in state.monitors.items()}
+        result.ignored = dict(state.ignored_done)
+        result.seconds = state.seconds
+        if self.strategy.selection is not None and self.strategy.rollback:
+            result.rollback(self.masker)

@@ -1,0 +1,201 @@
+"""Random removal (Charpentier 2020, Algorithms 1 and 2): the baselines of the thesis's §4.1."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from .._data import LossFunction
+from ..evaluate import evaluate
+from ..masker import Masker
+from .base import PruneResult, Removal, Strategy
+
+__all__ = ["RandomRemoval", "RandomShrink"]
+
+
+def _names(masker: Masker, layers: Sequence[str] | None, backward: bool) -> list[str]:
+    names = [layer.name for layer in masker.layers] if layers is None else [masker.layer(n).name for n in layers]
+    names = list(dict.fromkeys(names))
+    return names[::-1] if backward and layers is None else names
+
+
+def _check_common(strategy: Strategy, masker: Masker, seed: object, min_keep: object, layers: object) -> None:
+    name = type(strategy).__name__
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"The 'seed' parameter of {name} must be an int. Got {seed!r} instead.")
+    if isinstance(min_keep, bool) or not isinstance(min_keep, int) or min_keep < 1:
+        raise ValueError(f"The 'min_keep' parameter of {name} must be an int >= 1. Got {min_keep!r} instead.")
+    if isinstance(layers, str):
+        raise ValueError(f"The 'layers' parameter of {name} must be a list of layer names. Got {layers!r} instead.")
+    for layer in layers or ():  # type: ignore[attr-defined]
+        masker.layer(layer)
+
+
+def _relative_gain(loss: float, best: float) -> float:
+    """``1 − loss/best``; with a best loss of 0, 0 for another 0 and −inf for anything worse."""
+    if best > 0:
+        return 1 - loss / best
+    return 0.0 if loss <= best else -math.inf
+
+
+class RandomRemoval(Strategy):
+    """Remove ``n`` nodes of every layer, drawn uniformly without replacement among the kept ones.
+
+    Charpentier (2020), Algorithm 1 (§3.4, §4.1), generalised from the single hidden layer of the
+    thesis's ANN to every layer: the removal takes the node's incoming weights, bias and outgoing weights
+    (the masker's removal is physical removal). The thesis drew 1000 removals of n ∈ {1, 2, …, 64} from one
+    trained ANN: on average test loss rises and accuracy falls with n (Tables 4.1–4.5).
+
+    Parameters
+    ----------
+    n : int, default=8
+        Nodes to remove per layer (one of the thesis's n, §4.1).
+    seed : int, default=0
+        Seed of the draw (nodeprune default; the thesis did not seed it).
+    layers : list of str, default=None
+        Layers to prune; None means all of them (in forward order, one generator for all).
+    min_keep : int, default=1
+        A layer whose kept nodes minus ``n`` would fall below this raises ValueError before anything
+        changes (the thesis's code silently re-picked removed nodes from an empty list; spec §1.1).
+
+    Examples
+    --------
+    >>> import torch, nodeprune as npr
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    >>> masker = npr.Masker(model, torch.randn(1, 4))
+    >>> result = npr.RandomRemoval(n=8, seed=0).prune(masker)
+    >>> masker.kept("0"), len(set(result.removed["0"]))
+    (8, 8)
+    """
+
+    def __init__(self, n: int = 8, seed: int = 0, layers: Sequence[str] | None = None, min_keep: int = 1) -> None:
+        self.n = n
+        self.seed = seed
+        self.layers = layers
+        self.min_keep = min_keep
+
+    def _check(self, masker: Masker) -> None:
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 0:
+            raise ValueError(f"The 'n' parameter of RandomRemoval must be an int >= 0. Got {self.n!r} instead.")
+        _check_common(self, masker, self.seed, self.min_keep, self.layers)
+        for name in _names(masker, self.layers, backward=False):
+            kept = masker.kept(name)
+            if kept - self.n < self.min_keep:
+                raise ValueError(
+                    f"RandomRemoval(n={self.n}) cannot remove {self.n} of the {kept} kept nodes of layer {name!r} "
+                    f"and keep min_keep={self.min_keep}"
+                )
+
+    def _prune(self, masker: Masker, result: PruneResult) -> None:
+        generator = torch.Generator().manual_seed(self.seed)
+        for name in _names(masker, self.layers, backward=False):
+            kept = torch.nonzero(masker.mask(name)).reshape(-1)
+            drawn = kept[torch.randperm(kept.numel(), generator=generator)[: self.n]].tolist()
+            if drawn:
+                masker.remove(name, drawn)
+            result.removed[name] = drawn
+            result.trajectory.extend(Removal(name, node, math.nan) for node in drawn)
+
+
+class RandomShrink(Strategy):
+    r"""Propose ``n`` random removals, keep them only if the model improves; ``attempts`` times per layer.
+
+    Charpentier (2020), Algorithm 2 (§4.1). A proposal (``n`` kept nodes drawn without replacement) is
+    accepted when
+
+    .. math:: \Big(1 - \frac{C_{new}}{C_{best}}\Big) + \Big(\frac{a_{new}}{a_{best}} - 1\Big) > 0
+
+    with :math:`C` the mean loss and :math:`a` the accuracy on ``data`` (the thesis used the training
+    set); a small loss increase can thus be accepted for enough accuracy. Accepted nodes leave the
+    candidate list. Layers are visited from the last hidden layer to the first (the thesis had one).
+
+    Parameters
+    ----------
+    data : DataLoader, (X, y) tuple of tensors, or iterable of (x, y) batches
+        The acceptance set.
+    n : int, default=1
+        Nodes per proposal; the thesis tried 1, 2, 3, 4 and 8 (§4.1).
+    attempts : int, default=64
+        Proposals per layer: the thesis's ``to_test`` = 64 (§4.1).
+    seed : int, default=0
+        Seed of the draws (nodeprune default; the thesis did not seed them).
+    loss_fn : callable, default=None
+        As in :func:`nodeprune.evaluate`; None is the cross-entropy of the logits.
+    layers : list of str, default=None
+        Layers to prune; None means all of them, last hidden layer first.
+    min_keep : int, default=1
+        Stop proposing in a layer when a proposal would leave fewer nodes (nodeprune default).
+
+    Notes
+    -----
+    Each proposal costs one model evaluation, counted in ``evaluations``. If the best accuracy is 0, the
+    accuracy term is taken as 0 (the thesis's formula divides by it).
+
+    Examples
+    --------
+    >>> import torch, nodeprune as npr
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> data = (torch.randn(64, 4), torch.randint(0, 3, (64,)))
+    >>> masker = npr.Masker(model, data[0][:1])
+    >>> result = npr.RandomShrink(data, n=2, attempts=8).prune(masker)
+    >>> result.evaluations, result.count % 2
+    (8, 0)
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        n: int = 1,
+        attempts: int = 64,
+        seed: int = 0,
+        loss_fn: LossFunction | None = None,
+        layers: Sequence[str] | None = None,
+        min_keep: int = 1,
+    ) -> None:
+        self.data = data
+        self.n = n
+        self.attempts = attempts
+        self.seed = seed
+        self.loss_fn = loss_fn
+        self.layers = layers
+        self.min_keep = min_keep
+
+    def _check(self, masker: Masker) -> None:
+        for name, value in (("n", self.n), ("attempts", self.attempts)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"The {name!r} parameter of RandomShrink must be an int >= 1. Got {value!r} instead.")
+        _check_common(self, masker, self.seed, self.min_keep, self.layers)
+        if self.loss_fn is not None and not callable(self.loss_fn):
+            raise TypeError(f"The 'loss_fn' parameter of RandomShrink must be callable. Got {self.loss_fn!r} instead.")
+
+    def _evaluate(self, masker: Masker) -> tuple[float, float]:
+        with masker.applied():
+            return evaluate(masker.model, self.data, self.loss_fn)
+
+    def _prune(self, masker: Masker, result: PruneResult) -> None:
+        generator = torch.Generator().manual_seed(self.seed)
+        best_loss, best_accuracy = self._evaluate(masker)
+        result.baseline = (best_loss, best_accuracy)
+        for name in _names(masker, self.layers, backward=True):
+            candidates = torch.nonzero(masker.mask(name)).reshape(-1).tolist()
+            result.removed[name] = []
+            for _ in range(self.attempts):
+                if len(candidates) < self.n or masker.kept(name) - self.n < self.min_keep:
+                    break
+                picks = torch.randperm(len(candidates), generator=generator)[: self.n].tolist()
+                drawn = [candidates[i] for i in picks]
+                masker.remove(name, drawn)
+                loss, accuracy = self._evaluate(masker)
+                result.evaluations += 1
+                gain = _relative_gain(loss, best_loss) + ((accuracy / best_accuracy - 1) if best_accuracy > 0 else 0.0)
+                if gain > 0:
+                    best_loss, best_accuracy = loss, accuracy
+                    candidates = [c for c in candidates if c not in drawn]
+                    result.removed[name].extend(drawn)
+                    result.trajectory.extend(Removal(name, node, math.nan, loss, accuracy) for node in drawn)
+                else:
+                    masker.restore(name, drawn)
