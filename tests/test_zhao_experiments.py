@@ -142,7 +142,8 @@ def test_cifar_run_follows_the_thesis_path_and_reports_the_trunk_it_used(
     make_cifar_dataset(tmp_path / "data" / "cifar-10-batches-bin", per_batch=6)
     if weights:
         torch.save(torchvision_state(small_vgg()), tmp_path / "data" / setting.VGG16_FILE)
-    report = reproduce("zhao-strategies", tmp_path / "out", data=tmp_path / "data", quick=True, seeds=1)
+    with setting.threads(1):  # tiny networks: one thread is much faster on a busy machine
+        report = reproduce("zhao-strategies", tmp_path / "out", data=tmp_path / "data", quick=True, seeds=1)
     check_report(report, "zhao-strategies")
     text = report.read_text()
     assert text.splitlines()[0].startswith("# Zhao (2024)")  # no digits line: the paper's dataset was used
@@ -265,8 +266,9 @@ def test_the_digits_stand_ins_have_160_channels_and_the_frozen_trunk_stays_froze
     ctx = fake_run(("W",))
     ctx.data = resolve("cifar10", None, True)
     quick = setting.Protocol(trunk_epochs=1, head_epochs=1, cifar_train=0, cifar_test=0)
-    frozen = setting.build("frozen", ctx, 0, quick, {})
-    trained = setting.build("trained", ctx, 0, quick, {})
+    with setting.threads(1):  # as the experiments run them
+        frozen = setting.build("frozen", ctx, 0, quick, {})
+        trained = setting.build("trained", ctx, 0, quick, {})
     for built in (frozen, trained):
         masker = built.masker()
         assert built.layers == ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1"]
