@@ -147,8 +147,8 @@ class Data:
 
     @property
     def label(self) -> str:
-        """Display name, e.g. ``"Fashion-MNIST"``."""
-        return DATASET_NAMES[self.name]
+        """Display name, e.g. ``"Fashion-MNIST"`` (the name itself for a dataset an experiment loads on its own)."""
+        return DATASET_NAMES.get(self.name, self.name)
 
     def _load(self) -> datasets.Split2:
         if self._pairs is None:
@@ -205,15 +205,28 @@ class Run:
     quick : bool
         Whether this is a ``--quick`` run (smaller protocol, stated in the report).
     data : Data
-        The paper's dataset, or digits when it is missing.
+        The paper's dataset, or digits when it is missing. An experiment that loads its own data (e.g. an
+        image folder given with ``--data``) may replace it, so that the report names what was used.
+    directory : Path or None
+        The ``--data`` folder, as given (None without it), for experiments whose dataset is not one of
+        :mod:`nodeprune.datasets`' (``dataset=None``).
     """
 
-    def __init__(self, experiment: Experiment, output: Path, seeds: Sequence[int], quick: bool, data: Data) -> None:
+    def __init__(
+        self,
+        experiment: Experiment,
+        output: Path,
+        seeds: Sequence[int],
+        quick: bool,
+        data: Data,
+        directory: Path | None = None,
+    ) -> None:
         self.experiment = experiment
         self.output = output
         self.seeds = list(seeds)
         self.quick = quick
         self.data = data
+        self.directory = directory
         self.sections: list[str] = []
         self.files: list[str] = []
         self.verdicts: dict[str, Verdict] = {}
@@ -250,6 +263,32 @@ class Run:
         report.write_csv(path, rows)
         heading = f"**{caption}** " if caption else ""
         self.sections.append(f"{heading}([{path.name}]({path.name}))\n\n{report.markdown_table(rows, columns)}")
+        return path
+
+    def csv(self, name: str, rows: Sequence[Mapping[str, Any]], caption: str = "") -> Path:
+        """Write ``name.csv`` (every key of ``rows``, full precision) and link it from the report, without a table.
+
+        For raw data too long to show (e.g. one row per seed, strategy and ratio).
+        """
+        path = self._file(name, ".csv")
+        report.write_csv(path, rows)
+        heading = f"**{caption}** " if caption else ""
+        self.sections.append(f"{heading}([{path.name}]({path.name}), {len(rows)} rows)")
+        return path
+
+    def figure(self, name: str, figure: Any, caption: str = "") -> Path:
+        """Write a matplotlib ``figure`` (closed afterwards) to ``name.png`` and embed it in the report.
+
+        For plots :meth:`plot` cannot draw (several panels, bands of ± one standard deviation).
+        """
+        import matplotlib.pyplot as plt
+
+        path = self._file(name, ".png")
+        try:
+            figure.savefig(path, dpi=110)
+        finally:
+            plt.close(figure)
+        self.sections.append(f"![{caption or name}]({path.name})" + (f"\n\n*{caption}*" if caption else ""))
         return path
 
     def plot(
