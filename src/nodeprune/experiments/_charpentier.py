@@ -137,6 +137,12 @@ class Setting:
             return QUICK_DIGITS_CNN_EPOCHS if arch == "cnn" else QUICK_DIGITS_EPOCHS
         return self.epochs
 
+    def pruned_layers(self, arch: str) -> tuple[str, ...]:
+        """Layers the pruning algorithms visit: all hidden layers (quick runs on digits: the CNN's last two)."""
+        if self.digits and self.quick and arch == "cnn":
+            return ("conv4", "fc1")
+        return LAYERS[arch]
+
     def data(self, which: str) -> Pair:
         """``"fit"``, ``"validation"``, ``"train"`` or ``"test"``."""
         return {"fit": self.fit, "validation": self.validation, "train": self.train, "test": self.test}[which]
@@ -233,8 +239,7 @@ def model_key(
 
 
 def train(
-    setting: Setting,
-    model: nn.Sequential,
+    model: nn.Module,
     data: Pair,
     *,
     seed: int,
@@ -283,7 +288,7 @@ def trained(
         setting.training_seconds += float(saved["seconds"])
         return model.eval()
     network = _with_dropout(model, dropout) if dropout else model  # shares the parameters with model
-    seconds = train(setting, network, setting.data(on), seed=seed, epochs=epochs, batch_size=batch_size)
+    seconds = train(network, setting.data(on), seed=seed, epochs=epochs, batch_size=batch_size)
     setting.trained += 1
     setting.training_seconds += seconds
     if path is not None:
@@ -420,11 +425,13 @@ def prune(
     return setting.memo(f"{name}/{key}-{on}", compute)
 
 
-def exhaustive(arch: str) -> Callable[[LossDelta], Strategy]:
+def exhaustive(setting: Setting, arch: str) -> Callable[[LossDelta], Strategy]:
     """Algorithm 8 with the thesis's tol −1e-5 (score threshold 1e-5), layers last hidden to first."""
-    return lambda scorer: Exhaustive(scorer, threshold=1e-5, layers=list(LAYERS[arch]), verbose=False)
+    layers = list(setting.pruned_layers(arch))
+    return lambda scorer: Exhaustive(scorer, threshold=1e-5, layers=layers, verbose=False)
 
 
-def greedy(arch: str, cutoff: float) -> Callable[[LossDelta], Strategy]:
+def greedy(setting: Setting, arch: str, cutoff: float) -> Callable[[LossDelta], Strategy]:
     """Algorithm 9 with tol −1e-5 and the ignore cutoff ``cutoff`` (negative ψ: −1e-2, −1e-3 or −5e-5)."""
-    return lambda scorer: Greedy(scorer, threshold=1e-5, ignore_above=-cutoff, layers=list(LAYERS[arch]), verbose=False)
+    layers = list(setting.pruned_layers(arch))
+    return lambda scorer: Greedy(scorer, threshold=1e-5, ignore_above=-cutoff, layers=layers, verbose=False)

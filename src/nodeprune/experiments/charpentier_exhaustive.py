@@ -66,7 +66,7 @@ def one(setting: cp.Setting, arch: str, seed: int, on: str) -> dict[str, Any]:
     model = cp.trained(setting, arch, seed, on=on)
     key = cp.model_key(setting, arch, seed, on)
     psi = cp.census(setting, model, arch, key, on)
-    out = cp.prune(setting, model, arch, key, on, "exhaustive", cp.exhaustive(arch))
+    out = cp.prune(setting, model, arch, key, on, "exhaustive", cp.exhaustive(setting, arch))
     row: dict[str, Any] = {"model": arch, "set": on, "seed": seed}
     for layer in cp.LAYERS[arch]:
         row[f"removed_{layer}"] = len(out["removed"][layer])
