@@ -16,7 +16,9 @@ Model seeds: seed ``s`` draws the initial weights after ``torch.manual_seed(s)``
 batches with seed ``s`` (the thesis did not seed TensorFlow; every trial was a new random initialisation).
 Full runs on the paper's datasets keep every trained model (and every census and pruning outcome) in a
 cache, ``$XDG_CACHE_HOME/nodeprune/charpentier/`` (``~/.cache/...``), so that the experiments that use the
-same models (census, pre-computed, exhaustive, greedy, per-class, re-initialisation) train them once.
+same models (census, pre-computed, exhaustive, greedy, per-class, re-initialisation) train them once. With
+``$NODEPRUNE_CHARPENTIER_CACHE`` set, every run (quick and digits runs too) caches in that folder instead.
+Delete the folder to retrain.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ DIGITS_EPOCHS = 30
 QUICK_DIGITS_EPOCHS = 10
 QUICK_DIGITS_CNN_EPOCHS = 3
 THESIS_EPOCHS = 5
+CACHE_VARIABLE = "NODEPRUNE_CHARPENTIER_CACHE"
+"""Environment variable: a folder for the cache, used by every run (quick and digits runs included) when set."""
 NOT_COMPARABLE = "ran on digits: the thesis's values are Fashion-MNIST's, not comparable one to one"
 Pair = tuple[torch.Tensor, torch.Tensor]
 
@@ -191,7 +195,9 @@ def setting(ctx: Run) -> Setting:
     fit_part, validation = datasets.thesis_split(train)
     digits = ctx.data.name == "digits"
     cache = None
-    if not ctx.quick and not digits:
+    if os.environ.get(CACHE_VARIABLE):
+        cache = Path(os.environ[CACHE_VARIABLE]) / ctx.data.name
+    elif not ctx.quick and not digits:
         cache = datasets._cache() / "charpentier" / ctx.data.name
     return Setting(
         dataset=ctx.data.name,
