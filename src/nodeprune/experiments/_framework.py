@@ -147,8 +147,8 @@ class Data:
 
     @property
     def label(self) -> str:
-        """Display name, e.g. ``"Fashion-MNIST"``."""
-        return DATASET_NAMES[self.name]
+        """Display name, e.g. ``"Fashion-MNIST"`` (the name itself for a dataset an experiment loads on its own)."""
+        return DATASET_NAMES.get(self.name, self.name)
 
     def _load(self) -> datasets.Split2:
         if self._pairs is None:
@@ -205,15 +205,28 @@ class Run:
     quick : bool
         Whether this is a ``--quick`` run (smaller protocol, stated in the report).
     data : Data
-        The paper's dataset, or digits when it is missing.
+        The paper's dataset, or digits when it is missing. An experiment that loads its own data (e.g. an
+        image folder given with ``--data``) may replace it, so that the report names what was used.
+    directory : Path or None
+        The ``--data`` folder, as given (None without it), for experiments whose dataset is not one of
+        :mod:`nodeprune.datasets`' (``dataset=None``).
     """
 
-    def __init__(self, experiment: Experiment, output: Path, seeds: Sequence[int], quick: bool, data: Data) -> None:
+    def __init__(
+        self,
+        experiment: Experiment,
+        output: Path,
+        seeds: Sequence[int],
+        quick: bool,
+        data: Data,
+        directory: Path | None = None,
+    ) -> None:
         self.experiment = experiment
         self.output = output
         self.seeds = list(seeds)
         self.quick = quick
         self.data = data
+        self.directory = directory
         self.sections: list[str] = []
         self.files: list[str] = []
         self.verdicts: dict[str, Verdict] = {}

@@ -68,7 +68,7 @@ def reproduce(
         started = datetime.now(timezone.utc)
         wall, cpu = time.perf_counter(), time.process_time()
         resolved = resolve(experiment.dataset, data, digits)
-        ctx = Run(experiment, staging, range(count), quick, resolved)
+        ctx = Run(experiment, staging, range(count), quick, resolved, None if data is None else Path(data))
         experiment.run(ctx)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         missing = [claim.id for claim in experiment.claims if claim.id not in ctx.verdicts]
@@ -80,7 +80,7 @@ def reproduce(
                 "command": command(experiment.name, data, seeds, quick, digits),
                 "seeds": ", ".join(map(str, ctx.seeds)),
                 "quick": "yes" if quick else "no",
-                "dataset": f"{resolved.label} ({resolved.source})",
+                "dataset": f"{ctx.data.label} ({ctx.data.source})",
                 "started (UTC)": started.isoformat(timespec="seconds"),
                 "wall time": f"{wall:.1f} s",
                 "CPU time": f"{cpu:.1f} s",
