@@ -49,7 +49,7 @@ SOURCES = {
     ("cnn", "fit"): "D.16–D.20",
 }
 SETS = {"train": "training set", "fit": "validation set"}
-FULL_VALIDATION = {"ann": 50, "mlp": 50, "cnn": 5}
+FULL_VALIDATION = {"ann": 50, "mlp": 50, "cnn": 2}
 FULL_TRAINING = {"ann": 50, "mlp": 50, "cnn": 1}
 QUICK_VALIDATION = {"ann": 1, "mlp": 1, "cnn": 1}
 QUICK_TRAINING = {"ann": 1, "mlp": 1, "cnn": 0}  # a CNN census of the training set is the slow part
