@@ -98,6 +98,18 @@ class SmallCNN(nn.Module):
         return self.out(torch.relu(self.fc(self.flatten(self.features(x)))))
 
 
+class LeavesAutograd(nn.Module):
+    """A forward that leaves autograd: torch-pruning's graph cannot see the first layer's consumers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 6)
+        self.b = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(x)).detach())
+
+
 @pytest.fixture
 def mlp() -> nn.Sequential:
     torch.manual_seed(0)

@@ -27,8 +27,10 @@ from nodeprune.experiments import (
     experiments,
     reproduce,
 )
+from nodeprune.experiments import _charpentier_report as report
 from nodeprune.experiments._charpentier_case_report import u_shaped
 from nodeprune.experiments._charpentier_sweep import increasing, monotone
+from test_zhao_experiments import fake_run
 
 NAMES = [
     "charpentier-random",
@@ -170,6 +172,21 @@ def test_statistics_helpers_follow_pandas_describe() -> None:
     assert cp.band(1.0, 1.25, 0.15) and not cp.band(1.0, 1.35, 0.15)
     assert [cp.status(h, 4) for h in (4, 2, 1)] == ["reproduced", "partly", "not"]
     assert cp.status(0, 0) == "not"
+
+
+def test_band_verdict_counts_the_means_within_two_std_and_lists_the_others() -> None:
+    checks = [("a", 1.0, 1.25, 0.15), ("b", 1.0, 1.35, 0.15), ("c", 0.5, 0.5, 0.0)]
+    run = fake_run(("E18",))
+    report.band_verdict(run, checks, paper="Table X")
+    verdict = run.verdicts["E18"]
+    assert (verdict.status, verdict.paper, verdict.ours) == ("partly", "Table X", "2/3 within the band")
+    assert verdict.reason == "2 of 3 means within ±2 std of the paper's; outside: b 1 vs 1.35"
+    run = fake_run(("E18",))
+    report.band_verdict(run, checks[1:2] * 3, paper="p", what="counts", ours_format="+.2f", paper_format="", most=2)
+    assert run.verdicts["E18"].reason == "0 of 3 counts; outside: b +1.00 vs 1.35; b +1.00 vs 1.35 …"
+    run = fake_run(("E18",))
+    report.band_verdict(run, checks[:1], paper="p", most=2)
+    assert run.verdicts["E18"].status == "reproduced" and run.verdicts["E18"].reason.endswith("outside: none")
 
 
 def test_monotone_trends() -> None:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import nodeprune as npr
-from conftest import SmallCNN, Snapshot, make_mlp
+from conftest import LeavesAutograd, SmallCNN, Snapshot, make_mlp
 from nodeprune.masker import CompactionError
 
 
@@ -288,18 +288,6 @@ def test_summary_counts_nodes_params_and_macs(cnn) -> None:
 
 
 # ---------------------------------------------------------------- models torch-pruning cannot trace
-class LeavesAutograd(nn.Module):
-    """A forward that leaves autograd: torch-pruning's graph cannot see the first layer's consumers."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(4, 6)
-        self.b = nn.Linear(6, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.b(torch.relu(self.a(x)).detach())
-
-
 def test_untraceable_layers_are_masked_on_their_output_and_compact_names_the_cause() -> None:
     torch.manual_seed(0)
     model = LeavesAutograd()

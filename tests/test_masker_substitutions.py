@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import nodeprune as npr
-from conftest import SmallCNN, Snapshot, make_mlp, randomize_batchnorm
+from conftest import LeavesAutograd, SmallCNN, Snapshot, make_mlp, randomize_batchnorm
 
 
 def sigmoid_mlp(seed: int = 0) -> nn.Sequential:
@@ -199,15 +199,6 @@ def test_a_merge_across_groups_of_a_grouped_consumer_is_refused() -> None:
 
 
 def test_merges_need_exact_layers_with_known_consumers() -> None:
-    class LeavesAutograd(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.a = nn.Linear(4, 6)
-            self.b = nn.Linear(6, 2)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.b(torch.relu(self.a(x)).detach())
-
     with pytest.warns(UserWarning):
         masker = npr.Masker(LeavesAutograd(), torch.randn(1, 4))
     with pytest.raises(ValueError, match="cannot merge or replace node 0 of layer 'a'"):

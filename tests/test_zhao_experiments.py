@@ -18,7 +18,7 @@ from torch import nn
 from nodeprune.experiments import Claim, Experiment, Run, check_report, reproduce
 from nodeprune.experiments import _zhao_setting as setting
 from nodeprune.experiments._framework import resolve
-from nodeprune.experiments._zhao_claims import Check, beats, judge, steepest_drop
+from nodeprune.experiments._zhao_claims import Check, Judge, beats, judge, steepest_drop
 from nodeprune.experiments._zhao_paper import B3_DELTA_ACCURACY, B3_INVALID_ACCURACY, BASELINE, PICK_PATTERNS
 from nodeprune.experiments._zhao_sweeps import Config
 from nodeprune.experiments.zhao_delta import patterns
@@ -240,6 +240,21 @@ def test_judge_decides_from_the_first_configuration_and_counts_seeds() -> None:
     assert judge(run, "Y", test, [low, high], paper="p") == "partly"  # none here, all in another configuration
     assert judge(run, "Z", test, [low, middle], paper="p") == "not"
     assert "3/3 seeds" in run.verdicts["W"].reason and "trained/global 0/2" in run.verdicts["W"].reason
+
+
+def test_a_bound_judge_is_judge_with_the_sub_checks_details_as_ours() -> None:
+    def test(c: Config) -> list[Check]:
+        return [
+            Check("a ≥ 0.55", c.acc["a"][:, 1].mean() >= 0.55, f"{c.acc['a'][:, 1].mean():.2f}"),
+            Check("b", True, "x"),
+        ]
+
+    configs = [config("frozen", "global", 0.6), config("trained", "global", 0.4)]
+    plain, bound, records = fake_run(("W",)), fake_run(("W",)), []
+    judge(plain, "W", test, configs, paper="p", ours=lambda c: "0.60; x", records=records)
+    judged = Judge(bound, configs)
+    assert judged("W", test, paper="p") == "reproduced"
+    assert bound.verdicts == plain.verdicts and judged.records == records and bound.verdicts["W"].ours == "0.60; x"
 
 
 def test_stored_and_random_scores_are_float64_and_fixed_by_their_seed() -> None:

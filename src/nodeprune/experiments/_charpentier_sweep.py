@@ -16,6 +16,7 @@ from scipy import stats
 import nodeprune as npr
 
 from . import _charpentier as cp
+from ._charpentier_report import Check
 from ._framework import Run
 
 __all__ = ["Paper", "increasing", "measure", "monotone", "summarise", "table_checks"]
@@ -105,9 +106,12 @@ def monotone(values: Sequence[float]) -> bool:
     return all(a <= b for a, b in pairwise(values)) and values[-1] > values[0]
 
 
-def table_checks(table: list[dict[str, Any]], name: str, paper: dict[str, Any]) -> tuple[int, int, list[str]]:
-    """How many of our means lie within ±2 std of the paper's (accuracy, loss, class counts); the misses."""
-    hits, total, misses = 0, 0, []
+def table_checks(table: list[dict[str, Any]], name: str, paper: dict[str, Any]) -> list[Check]:
+    """E18's checks (:func:`~._charpentier_report.band_verdict`): our means and the paper's (mean, std).
+
+    Accuracy and loss once per model, the zero / worse / important counts of every layer.
+    """
+    found = []
     for row in table:
         source = paper.get(row["arch"])
         if source is None or row[name] not in paper["values"]:
@@ -122,12 +126,11 @@ def table_checks(table: list[dict[str, Any]], name: str, paper: dict[str, Any]) 
         counts = source["counts"].get(row["layer_name"])
         if counts:
             checks += [(cls, row[cls], m, s) for cls, m, s in zip(cp.CLASSES, *counts[index], strict=True)]
-        for what, ours, mean, spread in checks:
-            ok = cp.band(ours, mean, spread)
-            hits, total = hits + ok, total + 1
-            if not ok:
-                misses.append(f"{row['model']} {row['layer']} {name}={row[name]:g} {what} {ours:.4g} vs {mean:g}")
-    return hits, total, misses
+        found += [
+            (f"{row['model']} {row['layer']} {name}={row[name]:g} {what}", ours, mean, spread)
+            for what, ours, mean, spread in checks
+        ]
+    return found
 
 
 COLUMNS = [

@@ -12,7 +12,7 @@ the whole claim holds, and the other configurations.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ import numpy as np
 from ._framework import Run
 from ._zhao_sweeps import Config
 
-__all__ = ["STANDARD_ERRORS", "Check", "beats", "judge", "mean", "pct", "steepest_drop"]
+__all__ = ["STANDARD_ERRORS", "Check", "Judge", "beats", "details", "judge", "mean", "pct", "steepest_drop"]
 
 STANDARD_ERRORS = 2.0
 RATIOS = [10 * i for i in range(10)]  # percent, index = ratio // 10
@@ -115,6 +115,26 @@ def judge(
                 }
             )
     return status
+
+
+def details(test: ClaimTest) -> Callable[[Config], str]:
+    """The "ours" of a verdict that lists numbers: the details of ``test``'s sub-checks, joined by "; "."""
+    return lambda config: "; ".join(check.detail for check in test(config))
+
+
+@dataclass
+class Judge:
+    """:func:`judge` bound to one run's context and configurations, collecting the records of the claims table.
+
+    Calling it judges one claim; ``ours`` defaults to :func:`details` of the claim's test.
+    """
+
+    ctx: Run
+    configs: Sequence[Config]
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def __call__(self, claim: str, test: ClaimTest, *, paper: str, ours: Callable[[Config], str] | None = None) -> str:
+        return judge(self.ctx, claim, test, self.configs, paper=paper, ours=ours or details(test), records=self.records)
 
 
 def claims_table(ctx: Run, records: list[dict[str, Any]]) -> None:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ._framework import Run
-from ._zhao_claims import STANDARD_ERRORS
+from ._zhao_claims import STANDARD_ERRORS, claims_table
 from ._zhao_setting import LABELS, PROTOCOLS, VGG16_FILE
 from ._zhao_sweeps import Collected, Config
 
-__all__ = ["Line", "figure", "protocol_text", "quantitative", "side_by_side", "tables"]
+__all__ = ["Line", "Panel", "figure", "our_side", "protocol_text", "quantitative", "side_by_side", "tables"]
 
 PERCENTS = [10 * i for i in range(10)]
 Line = tuple[str, str, Mapping[str, Sequence[float]] | None]
@@ -65,11 +65,15 @@ def tables(ctx: Run, name: str, caption: str, configs: Sequence[Config], lines: 
             )
 
 
+Panel = tuple[str, str, Mapping[str, Any]]
+"""A figure panel: title, y label, {label: (seeds × ratios) array or list}."""
+
+
 def figure(
     ctx: Run,
     name: str,
     caption: str,
-    panels: Sequence[tuple[str, str, Mapping[str, Any]]],
+    panels: Sequence[Panel],
     styles: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
     """Curves against the pruned share, one panel per (title, y label, {label: (seeds × ratios) array or list}).
@@ -102,6 +106,27 @@ def figure(
         axis.set_visible(False)
     fig.tight_layout()
     ctx.figure(name, fig, caption)
+
+
+def our_side(
+    ctx: Run,
+    collected: Collected,
+    configs: Sequence[Config],
+    records: list[dict[str, Any]],
+    lines: Sequence[Line],
+    panels: Callable[[Config], Sequence[Panel]],
+    what: str,
+    styles: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """Our results in a report: a :func:`figure` of ``panels(config)`` per configuration, the :func:`tables` of
+    ``lines``, the claims by configuration and every run's row (a CSV; ``what`` names a strategy)."""
+    for config in configs:
+        figure(
+            ctx, f"ours_{config.setting}_{config.scope}", f"Ours, {config.label}: {config.over}", panels(config), styles
+        )
+    tables(ctx, "ours", "Ours", configs, lines)
+    claims_table(ctx, records)
+    ctx.csv("runs", collected.rows(), caption=f"Every seed, configuration, {what} and ratio")
 
 
 def _span(seeds: Sequence[int]) -> str:

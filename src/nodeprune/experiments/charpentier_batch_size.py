@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _charpentier as cp
+from . import _charpentier_report as report
 from . import _charpentier_sweep as sweep
 from ._framework import Claim, Experiment, Run
 
@@ -150,15 +151,8 @@ def verdicts(ctx: Run, setting: cp.Setting, table: list[dict[str, Any]], batches
     if setting.digits:
         ctx.verdict("E18", "not", cp.NOT_COMPARABLE, paper="Tables 4.13–4.16, B.7, C.21–C.23")
         return
-    hits, total, misses = sweep.table_checks(table, "batch", PAPER)
-    ctx.verdict(
-        "E18",
-        cp.status(hits, total),
-        f"{hits} of {total} means within ±2 std of the paper's; outside: "
-        + ("; ".join(misses[:15]) or "none")
-        + (" …" if len(misses) > 15 else ""),
-        paper="Tables 4.13–4.16, B.7, C.21–C.23",
-        ours=f"{hits}/{total} within the band",
+    report.band_verdict(
+        ctx, sweep.table_checks(table, "batch", PAPER), paper="Tables 4.13–4.16, B.7, C.21–C.23", most=15
     )
 
 

@@ -12,6 +12,7 @@ from itertools import pairwise
 from typing import Any
 
 from . import _charpentier as cp
+from . import _charpentier_report as report
 from ._framework import Claim, Experiment, Run
 
 __all__ = ["EXPERIMENT", "PAPER"]
@@ -161,25 +162,20 @@ def verdicts(ctx: Run, setting: cp.Setting, table: list[dict[str, Any]]) -> None
     if setting.digits:
         ctx.verdict("E18", "not", cp.NOT_COMPARABLE, paper="Tables B.3/B.4, 4.7/4.8, C.7–C.12, D.11–D.20")
         return
-    hits, total, misses = 0, 0, []
+    checks = []
     for row in table:
         for cls in cp.CLASSES:
             spread = row[f"paper_{cls}_std"]
             spread = row[f"{cls}_std"] if spread is None else spread
-            ok = cp.band(row[cls], row[f"paper_{cls}"], spread)
-            hits += ok
-            total += 1
-            if not ok:
-                misses.append(
-                    f"{row['model']} {row['layer']} {row['on']} {cls} {row[cls]:.1f} vs {row[f'paper_{cls}']}"
-                )
-    ctx.verdict(
-        "E18",
-        cp.status(hits, total),
-        f"{hits} of {total} mean counts lie within ±2 std of the paper's (its std across models; ours where it "
-        "gives none); outside: " + ("; ".join(misses[:12]) + (" …" if len(misses) > 12 else "") or "none"),
+            checks.append((f"{row['model']} {row['layer']} {row['on']} {cls}", row[cls], row[f"paper_{cls}"], spread))
+    report.band_verdict(
+        ctx,
+        checks,
         paper="Tables B.3/B.4, 4.7/4.8, C.7–C.12, D.11–D.20 (spec §3.2)",
-        ours=f"{hits}/{total} within the band",
+        what="mean counts lie within ±2 std of the paper's (its std across models; ours where it gives none)",
+        ours_format=".1f",
+        paper_format="",
+        most=12,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _charpentier as cp
+from . import _charpentier_report as report
 from . import _charpentier_sweep as sweep
 from ._framework import Claim, Experiment, Run
 
@@ -159,15 +160,8 @@ def verdicts(ctx: Run, setting: cp.Setting, table: list[dict[str, Any]]) -> None
     if setting.digits:
         ctx.verdict("E18", "not", cp.NOT_COMPARABLE, paper="Tables B.11–B.13, 4.21, 4.22, C.35–C.37")
         return
-    hits, total, misses = sweep.table_checks(table, "rate", PAPER)
-    ctx.verdict(
-        "E18",
-        cp.status(hits, total),
-        f"{hits} of {total} means within ±2 std of the paper's; outside: "
-        + ("; ".join(misses[:15]) or "none")
-        + (" …" if len(misses) > 15 else ""),
-        paper="Tables B.11–B.13, 4.21, 4.22, C.35–C.37",
-        ours=f"{hits}/{total} within the band",
+    report.band_verdict(
+        ctx, sweep.table_checks(table, "rate", PAPER), paper="Tables B.11–B.13, 4.21, 4.22, C.35–C.37", most=15
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _charpentier as cp
+from . import _charpentier_report as report
 from ._framework import Claim, Experiment, Run
 
 __all__ = ["EXPERIMENT", "PAPER"]
@@ -165,28 +166,7 @@ def verdicts(ctx: Run, setting: cp.Setting, table: list[dict[str, Any]]) -> None
     if setting.digits:
         ctx.verdict("E18", "not", cp.NOT_COMPARABLE, paper="Tables B.31–B.36, 4.25/4.26, C.59–C.62")
         return
-    hits, total, misses = 0, 0, []
-    for row in table:
-        paper = PAPER[(row["arch"], row["on"])]
-        checks2 = [
-            (f"removed {cp.label(row['arch'], layer)}", mean, pm, ps)
-            for layer, mean, (pm, ps) in zip(
-                cp.LAYERS[row["arch"]], row["removed_means"], paper["removed"], strict=True
-            )
-        ]
-        checks2 += [("Δloss", row["d_loss"], *paper["loss"]), ("Δacc", row["d_acc"], *paper["acc"])]
-        for name, ours, pm, ps in checks2:
-            ok = cp.band(ours, pm, ps)
-            hits, total = hits + ok, total + 1
-            if not ok:
-                misses.append(f"{row['model']} {row['on']} {name} {ours:.4g} vs {pm:g}")
-    ctx.verdict(
-        "E18",
-        cp.status(hits, total),
-        f"{hits} of {total} means within ±2 std of the paper's; outside: " + ("; ".join(misses) or "none"),
-        paper="Tables B.31–B.36, 4.25/4.26, C.59–C.62",
-        ours=f"{hits}/{total} within the band",
-    )
+    report.band_verdict(ctx, report.outcome_checks(table, PAPER), paper="Tables B.31–B.36, 4.25/4.26, C.59–C.62")
 
 
 def run(ctx: Run) -> None:
@@ -218,16 +198,13 @@ def run(ctx: Run) -> None:
             for r in rows
             if r["model"] == arch and r["set"] == on and r["seed"] == ctx.seeds[0]
         }
-        if curves:
-            length = max(len(c) for c in curves.values())
-            ctx.plot(
-                f"evolution_{arch}",
-                list(range(length)),
-                {k: v + [float("nan")] * (length - len(v)) for k, v in curves.items()},
-                xlabel="nodes removed",
-                ylabel="pruning-set loss",
-                title=f"{cp.NAMES[arch]}: loss on the pruning set along exhaustive pruning (Figures B.13, B.17, 4.58)",
-            )
+        report.plot_evolution(
+            ctx,
+            f"evolution_{arch}",
+            curves,
+            ylabel="pruning-set loss",
+            title=f"{cp.NAMES[arch]}: loss on the pruning set along exhaustive pruning (Figures B.13, B.17, 4.58)",
+        )
     verdicts(ctx, setting, table)
 
 

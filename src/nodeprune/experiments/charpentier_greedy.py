@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _charpentier as cp
+from . import _charpentier_report as report
 from ._framework import Claim, Experiment, Run
 
 __all__ = ["EXPERIMENT", "PAPER", "PRUNERS"]
@@ -203,7 +204,7 @@ def verdicts(ctx: Run, setting: cp.Setting, table: list[dict[str, Any]]) -> None
     if setting.digits:
         ctx.verdict("E18", "not", cp.NOT_COMPARABLE, paper="Tables C.68–C.71, D.86–D.88, D.97–D.100")
         return
-    hits, total, misses = 0, 0, []
+    every: list[tuple[str, float, float, float]] = []
     for (arch, pruner), row in by.items():
         paper = PAPER[arch]
         checks = [("Δloss", row["d_loss"], *paper["loss"][pruner]), ("Δacc", row["d_acc"], *paper["acc"][pruner])]
@@ -219,18 +220,12 @@ def verdicts(ctx: Run, setting: cp.Setting, table: list[dict[str, Any]]) -> None
                     cp.LAYERS[arch], row["removed_means"], paper["exhaustive_removed"], strict=True
                 )
             ]
-        for name, ours, pm, ps in checks:
-            ok = cp.band(ours, pm, ps)
-            hits, total = hits + ok, total + 1
-            if not ok:
-                misses.append(f"{cp.NAMES[arch]} {LABELS[pruner]} {name} {ours:.4g} vs {pm:g}")
-    ctx.verdict(
-        "E18",
-        cp.status(hits, total),
-        f"{hits} of {total} means within ±2 std of the paper's (times not compared: other hardware); outside: "
-        + ("; ".join(misses) or "none"),
+        every += [(f"{cp.NAMES[arch]} {LABELS[pruner]} {name}", ours, pm, ps) for name, ours, pm, ps in checks]
+    report.band_verdict(
+        ctx,
+        every,
         paper="Tables C.68–C.71, D.86, D.97–D.100",
-        ours=f"{hits}/{total} within the band",
+        what="means within ±2 std of the paper's (times not compared: other hardware)",
     )
 
 
@@ -253,16 +248,13 @@ def run(ctx: Run) -> None:
     ctx.csv("greedy_per_model", [{k: v for k, v in r.items() if k != "losses"} for r in rows], caption="Every run")
     for arch in FULL:
         curves = {LABELS[r["pruner"]]: r["losses"] for r in rows if r["model"] == arch and r["seed"] == ctx.seeds[0]}
-        if curves:
-            length = max(len(c) for c in curves.values())
-            ctx.plot(
-                f"evolution_{arch}",
-                list(range(length)),
-                {k: v + [float("nan")] * (length - len(v)) for k, v in curves.items()},
-                xlabel="nodes removed",
-                ylabel="validation (pruning-set) loss",
-                title=f"{cp.NAMES[arch]} seed {ctx.seeds[0]}: pruning-set loss along the removals (Figures 4.65–4.66)",
-            )
+        report.plot_evolution(
+            ctx,
+            f"evolution_{arch}",
+            curves,
+            ylabel="validation (pruning-set) loss",
+            title=f"{cp.NAMES[arch]} seed {ctx.seeds[0]}: pruning-set loss along the removals (Figures 4.65–4.66)",
+        )
     verdicts(ctx, setting, table)
 
 

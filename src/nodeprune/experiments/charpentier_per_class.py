@@ -14,6 +14,7 @@ from typing import Any
 from scipy import stats
 
 from . import _charpentier as cp
+from . import _charpentier_report as report
 from ._framework import Claim, Experiment, Run
 
 __all__ = ["EXPERIMENT", "PAPER"]
@@ -186,15 +187,7 @@ def run(ctx: Run) -> None:
         checks.append(
             (f"{c['class']} after", c["after"], PAPER["class_after"][0][index], PAPER["class_after"][1][index])
         )
-    misses = [f"{name} {ours:.4f} vs {pm}" for name, ours, pm, ps in checks if not cp.band(ours, pm, ps)]
-    ctx.verdict(
-        "E18",
-        cp.status(len(checks) - len(misses), len(checks)),
-        f"{len(checks) - len(misses)} of {len(checks)} means within ±2 std of the paper's; outside: "
-        + ("; ".join(misses) or "none"),
-        paper="Tables D.111–D.114",
-        ours=f"{len(checks) - len(misses)}/{len(checks)} within the band",
-    )
+    report.band_verdict(ctx, checks, paper="Tables D.111–D.114", ours_format=".4f", paper_format="")
 
 
 EXPERIMENT = Experiment(

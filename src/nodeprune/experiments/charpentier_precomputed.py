@@ -16,6 +16,7 @@ import torch
 import nodeprune as npr
 
 from . import _charpentier as cp
+from . import _charpentier_report as report
 from ._framework import Claim, Experiment, Run
 
 __all__ = ["EXPERIMENT", "PAPER", "matched_differences"]
@@ -203,28 +204,7 @@ def verdicts(ctx: Run, setting: cp.Setting, rows: list[dict[str, Any]], table: l
     if setting.digits:
         ctx.verdict("E18", "not", cp.NOT_COMPARABLE, paper="Tables B.19–B.24, C.47–C.52, D.71–D.76")
         return
-    hits, total, misses = 0, 0, []
-    for row in table:
-        paper = PAPER[(row["arch"], row["on"])]
-        checks = [
-            (f"removed {cp.label(row['arch'], layer)}", mean, pm, ps)
-            for layer, mean, (pm, ps) in zip(
-                cp.LAYERS[row["arch"]], row["removed_means"], paper["removed"], strict=True
-            )
-        ]
-        checks += [("Δloss", row["d_loss"], *paper["loss"]), ("Δacc", row["d_acc"], *paper["acc"])]
-        for name, ours, pm, ps in checks:
-            ok = cp.band(ours, pm, ps)
-            hits, total = hits + ok, total + 1
-            if not ok:
-                misses.append(f"{row['model']} {row['on']} {name} {ours:.4g} vs {pm:g}")
-    ctx.verdict(
-        "E18",
-        cp.status(hits, total),
-        f"{hits} of {total} means within ±2 std of the paper's; outside: " + ("; ".join(misses) or "none"),
-        paper="Tables B.19–B.24, C.47–C.52, D.71–D.76",
-        ours=f"{hits}/{total} within the band",
-    )
+    report.band_verdict(ctx, report.outcome_checks(table, PAPER), paper="Tables B.19–B.24, C.47–C.52, D.71–D.76")
 
 
 def run(ctx: Run) -> None:

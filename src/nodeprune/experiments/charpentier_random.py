@@ -23,6 +23,7 @@ from torch import nn
 import nodeprune as npr
 
 from . import _charpentier as cp
+from . import _charpentier_report as report
 from ._framework import Claim, Experiment, Run
 
 __all__ = ["EXPERIMENT", "PAPER", "hidden_view"]
@@ -248,15 +249,14 @@ def verdicts(
         checks.append((f"Δloss n={r['n']}", r["d_loss"], r["paper_d_loss"], PAPER["loss_std"][i]))
     for r, i in zip(shrink, range(len(PAPER["shrink_n"])), strict=True):
         checks.append((f"Alg. 2 removed n={r['n']}", r["removed"], PAPER["shrink_mean"][i], PAPER["shrink_std"][i]))
-    misses = [f"{name} {ours:+.4f} vs {pm:+.4f}" for name, ours, pm, ps in checks if not cp.band(ours, pm, ps)]
-    ctx.verdict(
-        "E18",
-        cp.status(len(checks) - len(misses), len(checks)),
-        f"{len(checks) - len(misses)} of {len(checks)} within ±2 std of the paper's: the mean change from the "
-        "unpruned model per n (Tables 4.4/4.5; the two ANNs differ, so changes, not levels, are compared) and "
-        "Algorithm 2's mean count (Table 4.6); outside: " + ("; ".join(misses) or "none"),
+    report.band_verdict(
+        ctx,
+        checks,
         paper="Tables 4.4–4.6",
-        ours=f"{len(checks) - len(misses)}/{len(checks)} within the band",
+        what="within ±2 std of the paper's: the mean change from the unpruned model per n (Tables 4.4/4.5; the "
+        "two ANNs differ, so changes, not levels, are compared) and Algorithm 2's mean count (Table 4.6)",
+        ours_format="+.4f",
+        paper_format="+.4f",
     )
 
 

@@ -21,6 +21,7 @@ import nodeprune as npr
 from nodeprune.reinit import reinitialise
 
 from . import _charpentier as cp
+from . import _charpentier_report as report
 from ._framework import Claim, Experiment, Run
 
 __all__ = ["EXPERIMENT", "PAPER"]
@@ -186,15 +187,7 @@ def run(ctx: Run) -> None:
             (f"{t['model']} acc plain", t["acc_plain"], *paper["acc"][0]),
             (f"{t['model']} acc optimised", t["acc_optimised"], *paper["acc"][1]),
         ]
-    misses = [f"{name} {ours:.4f} vs {pm}" for name, ours, pm, ps in checks if not cp.band(ours, pm, ps)]
-    ctx.verdict(
-        "E18",
-        cp.status(len(checks) - len(misses), len(checks)),
-        f"{len(checks) - len(misses)} of {len(checks)} means within ±2 std of the paper's; outside: "
-        + ("; ".join(misses) or "none"),
-        paper="Tables B.37/B.38, C.74/C.75",
-        ours=f"{len(checks) - len(misses)}/{len(checks)} within the band",
-    )
+    report.band_verdict(ctx, checks, paper="Tables B.37/B.38, C.74/C.75", ours_format=".4f", paper_format="")
 
 
 EXPERIMENT = Experiment(

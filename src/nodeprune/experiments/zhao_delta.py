@@ -16,9 +16,9 @@ from ..strategies.base import Strategy
 from ..strategies.interleaved import DeltaInterleaved, interleave
 from ..strategies.precomputed import PreComputed
 from ._framework import Claim, Experiment, Run
-from ._zhao_claims import Check, at, beats, claims_table, judge, lower_loss, mean, near_baseline, near_chance, pct
+from ._zhao_claims import Check, Judge, at, beats, lower_loss, mean, near_baseline, near_chance, pct
 from ._zhao_paper import B1_ACCURACY, B1_LOSS, B3_DELTA_ACCURACY, B3_DELTA_LOSS, B3_INVALID_ACCURACY, PICK_PATTERNS
-from ._zhao_report import figure, protocol_text, quantitative, side_by_side, tables
+from ._zhao_report import figure, our_side, protocol_text, quantitative, side_by_side
 from ._zhao_sweeps import Collected, Config, Scorers, collect
 
 __all__ = ["DELTAS", "EXPERIMENT"]
@@ -116,60 +116,39 @@ def run(ctx: Run) -> None:
     configs = collected.configs
     primary = configs[0]
     protocol_text(ctx, collected, "Eleven merged lists (δ = 0, 0.1, …, 1) and the two pure lists per seed and scope.")
-    records: list[dict[str, Any]] = []
+    judged = Judge(ctx, configs)
     valid = [KEYS[d] for d in VALID]
-    judge(
-        ctx,
+    judged(
         "C1",
         lambda c: near_baseline(c, valid),
-        configs,
-        records=records,
         ours=lambda c: ", ".join(f"{x.label[6:9]}: {x.detail}" for x in near_baseline(c, valid)),
         paper="δ ≤ 0.7 at 10 %: 0.8 / 0.803 / 0.8043 / 0.8078 / 0.8066 / 0.8069 / 0.8084 / 0.8095 vs 0.8076 (B.3)",
     )
-    judge(
-        ctx,
+    judged(
         "C6",
         c6,
-        configs,
-        records=records,
-        ours=lambda c: "; ".join(x.detail for x in c6(c)),
         paper="best δ 0.5 / 0.4 / 0.4: 0.7536 / 0.5967 / 0.2878 vs ends (δ 0; δ 1) 0.593 / 0.266 / 0.2235 and "
         "0.2217 / 0.1028 / 0.1 at 30 / 40 / 50 % (B.3, B.1)",
     )
-    judge(
-        ctx,
+    judged(
         "L1",
         lowest_loss,
-        configs,
-        records=records,
-        ours=lambda c: "; ".join(x.detail for x in lowest_loss(c)),
         paper="δ 0.4: 1.3204 / 2.6729 vs δ 0: 2.7900 / 3.8442 and δ 1: 5.0234 / 4.7640 at 40 / 50 % (B.3, B.1)",
     )
-    judge(
-        ctx,
+    judged(
         "C7",
         lambda c: near_chance(c, list(KEYS.values())),
-        configs,
-        records=records,
-        ours=lambda c: "; ".join(x.detail for x in near_chance(c, list(KEYS.values()))),
         paper="every valid δ ≤ 0.2382 (δ 0.3 at 60 %) from 60 % on, ≤ 0.1088 from 70 % on (B.3)",
     )
-    judge(
-        ctx,
+    judged(
         "C8",
         lambda c: lower_loss(c, valid),
-        configs,
-        records=records,
         ours=lambda c: ", ".join(f"{x.label[6:9]}: {x.detail.split()[0]}" for x in lower_loss(c, valid)),
         paper="loss at 10 % for δ ≤ 0.7: 0.6351–0.6613 vs baseline 0.676418 (B.3)",
     )
-    judge(
-        ctx,
+    judged(
         "A1",
         invalid_rows,
-        configs,
-        records=records,
         ours=lambda c: "; ".join(f"{x.label}: {'yes' if x.holds else 'no'} {x.detail}" for x in invalid_rows(c)),
         paper="δ = 0.8 / 0.9 / 1.0 rows identical: 0.8076, 0.803, 0.7636, 0.7444, …, 0.486 at '100 %' (B.3)",
     )
@@ -195,7 +174,7 @@ def run(ctx: Run) -> None:
     )
     paper = {KEYS[d]: B3_DELTA_ACCURACY[round(d, 1)] for d in VALID}
     quantitative(ctx, "Q5", collected, primary, paper, "δ accuracies")
-    report(ctx, collected, configs, records)
+    report(ctx, collected, configs, judged.records)
 
 
 def report(ctx: Run, collected: Collected, configs: list[Config], records: list[dict[str, Any]]) -> None:
@@ -231,21 +210,19 @@ def report(ctx: Run, collected: Collected, configs: list[Config], records: list[
         paper,
         styles,
     )
-    for config in configs:
-        panels = [
+    our_side(
+        ctx,
+        collected,
+        configs,
+        records,
+        [*lines, ("parameter", "parameter", None), ("relevance", "relevance", None)],
+        lambda config: [
             (f"ours: {metric} ({config.short})", metric, {label: table[key] for label, key, _ in lines})
             for metric, table in (("accuracy", config.acc), ("loss", config.loss))
-        ]
-        figure(
-            ctx,
-            f"ours_{config.setting}_{config.scope}",
-            f"Ours, {config.label}: {config.over}",
-            panels,
-            styles,
-        )
-    tables(ctx, "ours", "Ours", configs, [*lines, ("parameter", "parameter", None), ("relevance", "relevance", None)])
-    claims_table(ctx, records)
-    ctx.csv("runs", collected.rows(), caption="Every seed, configuration, δ and ratio")
+        ],
+        "δ",
+        styles,
+    )
     ctx.text(
         "Table B.3's δ = 0.8, 0.9 and 1.0 rows are identical, include a '100 %' row at 0.486 accuracy and a loss "
         "that grows by a constant second difference (spec §3.6): they cannot be measurements, and by Listing 4.4 "

@@ -19,10 +19,9 @@ from ..strategies.precomputed import PreComputed
 from ._framework import Claim, Experiment, Run
 from ._zhao_claims import (
     Check,
+    Judge,
     at,
     beats,
-    claims_table,
-    judge,
     lower_loss,
     mean,
     near_baseline,
@@ -32,7 +31,7 @@ from ._zhao_claims import (
     steepest_drop,
 )
 from ._zhao_paper import B1_ACCURACY, B1_LOSS, B2_ACCURACY, B2_LOSS, BASELINE, STATISTICS
-from ._zhao_report import Line, figure, protocol_text, quantitative, side_by_side, tables
+from ._zhao_report import Line, figure, our_side, protocol_text, quantitative, side_by_side
 from ._zhao_sweeps import Collected, Config, Scorers, collect
 
 __all__ = ["EXPERIMENT"]
@@ -141,84 +140,43 @@ def run(ctx: Run) -> None:
     configs = collected.configs
     primary = configs[0]
     protocol_text(ctx, collected, "Twelve lists (six relevance, six parameter statistics) per seed and scope.")
-    records: list[dict[str, Any]] = []
+    judged = Judge(ctx, configs)
 
     def sweep_of(*keys: str) -> Callable[[Config], str]:
         return lambda c: "; ".join(f"{k}: {' / '.join(pct(mean(c, k, p)) for p in (10, 20, 30, 40, 50))}" for k in keys)
 
-    judge(
-        ctx,
+    judged(
         "C1",
         c1,
-        configs,
-        records=records,
-        ours=lambda c: "; ".join(x.detail for x in c1(c)),
         paper="relevance mean_abs 0.8095, parameter mean_abs 0.8 (+0.19 / −0.76 pp); max_abs 0.772 (−3.56 pp), "
         "min_abs 0.7094 (−9.82 pp) at 10 %; baseline 0.8076 (Tables B.1, B.2)",
     )
-    judge(
-        ctx,
-        "C2",
-        c2,
-        configs,
-        records=records,
-        ours=lambda c: "; ".join(x.detail for x in c2(c)),
-        paper="relevance min_all 0.1, parameter min_all 0.1, parameter mean_all 0.1018 at 10 % (B.1, B.2)",
-    )
-    judge(
-        ctx,
+    judged("C2", c2, paper="relevance min_all 0.1, parameter min_all 0.1, parameter mean_all 0.1018 at 10 % (B.1, B.2)")
+    judged(
         "C3",
         c3,
-        configs,
-        records=records,
-        ours=lambda c: "; ".join(x.detail for x in c3(c)),
         paper="relevance 0.7699 → 0.2217 (−54.8 pp at 20→30 %); parameter 0.7545 → 0.593 → 0.266 (steepest "
         "−32.7 pp at 30→40 %) (B.1, B.2)",
     )
-    judge(
-        ctx,
+    judged(
         "C4",
         c4,
-        configs,
-        records=records,
         ours=sweep_of("relevance mean_abs", "parameter mean_abs"),
         paper="relevance 0.8095 / 0.7699 / 0.2217 / 0.1028 / 0.1; parameter 0.8 / 0.7545 / 0.593 / 0.266 / "
         "0.2235 at 10–50 % (B.1, B.2)",
     )
-    judge(
-        ctx,
-        "C7",
-        c7,
-        configs,
-        records=records,
-        ours=lambda c: "; ".join(x.detail for x in c7(c)),
-        paper="every statistic ≤ 0.1 from 60 % on (B.1, B.2)",
-    )
-    judge(
-        ctx,
-        "C8",
-        c8,
-        configs,
-        records=records,
-        ours=lambda c: c8(c)[0].detail,
-        paper="parameter mean_abs 0.636105 vs 0.676418 (B.2); relevance mean_abs 0.675617 (B.1)",
-    )
-    judge(
-        ctx,
+    judged("C7", c7, paper="every statistic ≤ 0.1 from 60 % on (B.1, B.2)")
+    judged("C8", c8, paper="parameter mean_abs 0.636105 vs 0.676418 (B.2); relevance mean_abs 0.675617 (B.1)")
+    judged(
         "R1",
         best("relevance"),
-        configs,
-        records=records,
         ours=sweep_of("relevance mean_abs", "relevance mean"),
         paper="the text says mean_abs is best (§4.4.4), but Table B.1 shows max_all 0.7777, max_abs 0.7771 and "
         "mean_all 0.776 above mean_abs 0.7699 at 20 %, mean_all 0.2429 > 0.2217 at 30 %",
     )
-    judge(
-        ctx,
+    judged(
         "P1",
         best("parameter"),
-        configs,
-        records=records,
         ours=sweep_of("parameter mean_abs", "parameter max"),
         paper="mean_abs 0.8 / 0.7545 / 0.593 / 0.266 / 0.2235, the highest of the six at each of 10–50 % (B.2)",
     )
@@ -235,7 +193,7 @@ def run(ctx: Run) -> None:
     )
     quantitative(ctx, "Q2", collected, primary, {"parameter mean_abs": B2_ACCURACY["mean_abs"]}, "parameter accuracies")
     quantitative(ctx, "Q3", collected, primary, {"relevance mean_abs": B1_ACCURACY["mean_abs"]}, "relevance accuracies")
-    report(ctx, collected, configs, records)
+    report(ctx, collected, configs, judged.records)
 
 
 def report(ctx: Run, collected: Collected, configs: list[Config], records: list[dict[str, Any]]) -> None:
@@ -257,24 +215,22 @@ def report(ctx: Run, collected: Collected, configs: list[Config], records: list[
         "The thesis's Tables B.1 and B.2 plotted (its Figure 4.1 is not in the text)",
         paper_panels,
     )
-    for config in configs:
-        panels = [
-            (f"ours: {kind} statistics ({config.short})", metric, {NAMES[s]: table[f"{kind} {s}"] for s in STATISTICS})
-            for kind in ("relevance", "parameter")
-            for metric, table in (("accuracy", config.acc), ("loss", config.loss))
-        ]
-        figure(
-            ctx,
-            f"ours_{config.setting}_{config.scope}",
-            f"Ours, {config.label}: {config.over}",
-            panels,
-        )
     ours: list[Line] = [
         (f"{kind} {NAMES[s]}", f"{kind} {s}", None) for kind in ("relevance", "parameter") for s in STATISTICS
     ]
-    tables(ctx, "ours", "Ours", configs, ours)
-    claims_table(ctx, records)
-    ctx.csv("runs", collected.rows(), caption="Every seed, configuration, statistic and ratio")
+    our_side(
+        ctx,
+        collected,
+        configs,
+        records,
+        ours,
+        lambda config: [
+            (f"ours: {kind} statistics ({config.short})", metric, {NAMES[s]: table[f"{kind} {s}"] for s in STATISTICS})
+            for kind in ("relevance", "parameter")
+            for metric, table in (("accuracy", config.acc), ("loss", config.loss))
+        ],
+        "statistic",
+    )
     ctx.text(
         f"Baseline of the thesis: accuracy {BASELINE['accuracy']}, loss {BASELINE['loss']:.6f}; ours "
         + "; ".join(

@@ -18,9 +18,9 @@ from ..strategies.base import Strategy
 from ..strategies.interleaved import DeltaInterleaved
 from ..strategies.precomputed import PreComputed
 from ._framework import Claim, Experiment, Run
-from ._zhao_claims import Check, at, beats, claims_table, judge, lower_loss, mean, near_baseline, near_chance, pct
+from ._zhao_claims import Check, Judge, at, beats, lower_loss, mean, near_baseline, near_chance, pct
 from ._zhao_paper import B1_ACCURACY, B1_LOSS, B2_ACCURACY, B2_LOSS, B3_COMBINED, BASELINE
-from ._zhao_report import figure, protocol_text, quantitative, side_by_side, tables
+from ._zhao_report import figure, our_side, protocol_text, quantitative, side_by_side
 from ._zhao_setting import Setting
 from ._zhao_sweeps import Collected, Config, Scorers, collect
 
@@ -135,7 +135,7 @@ def run(ctx: Run) -> None:
     protocol_text(
         ctx, collected, "Four lists per seed and scope: relevance, parameter, combined (Listing 4.3), random."
     )
-    records: list[dict[str, Any]] = []
+    judged = Judge(ctx, configs)
     base = primary.acc["relevance"][:, 0]
     base_loss = primary.loss["relevance"][:, 0]
     if collected.keys == ["cifar"] and any("ImageNet weights from" in n for n in collected.notes["cifar"]):
@@ -157,70 +157,43 @@ def run(ctx: Run) -> None:
         ours=f"({primary.short}) accuracy {base.mean():.4f} ± {base.std(ddof=1) if base.size > 1 else 0:.4f}, "
         f"loss {base_loss.mean():.4f}",
     )
-    judge(
-        ctx,
+    judged(
         "C1",
         lambda c: near_baseline(c, ["relevance", "parameter", "combined"]),
-        configs,
-        records=records,
         paper="relevance 0.8095, parameter 0.8, combined 0.8076 at 10 % vs baseline 0.8076 (B.1–B.3)",
-        ours=lambda c: "; ".join(x.detail for x in near_baseline(c, ["relevance", "parameter", "combined"])),
     )
-    judge(
-        ctx,
+    judged(
         "C4",
         c4,
-        configs,
-        records=records,
-        ours=lambda c: "; ".join(x.detail for x in c4(c)),
         paper="relevance 0.8095 / 0.7699 / 0.2217 / 0.1028 / 0.1 vs parameter 0.8 / 0.7545 / 0.593 / 0.266 / "
         "0.2235 at 10–50 % (B.1, B.2); §5.1.3's text says parameter is better at low levels, the tables do not",
     )
-    judge(
-        ctx,
+    judged(
         "C5",
         c5,
-        configs,
-        records=records,
         ours=c5_context,
         paper="combined 0.8023 / 0.7525 / 0.5771 vs the better of the two 0.7699 / 0.593 / 0.266 at 20 / 30 / 40 % "
         "(+3.24 / +15.95 / +31.11 pp); −0.19 pp at 10 %, −4.35 pp at 50 % (B.3)",
     )
-    judge(
-        ctx,
+    judged(
         "C7",
         lambda c: near_chance(c, list(c.acc)),
-        configs,
-        records=records,
-        ours=lambda c: "; ".join(x.detail for x in near_chance(c, list(c.acc))),
         paper="relevance, parameter, combined ≤ 0.1088 from 60 % on (B.1–B.3); random: no numbers",
     )
-    judge(
-        ctx,
+    judged(
         "C8",
         lambda c: lower_loss(c, ["parameter", "combined"]),
-        configs,
-        records=records,
-        ours=lambda c: "; ".join(x.detail for x in lower_loss(c, ["parameter", "combined"])),
         paper="loss at 10 %: parameter 0.636105, combined 0.645853 vs baseline 0.676418 (B.2, B.3)",
     )
-    judge(
-        ctx,
+    judged(
         "C9",
         c9,
-        configs,
-        records=records,
-        ours=lambda c: "; ".join(x.detail for x in c9(c)),
         paper="at 30 %: combined 0.7525 ≥ 0.6; relevance 0.2217, parameter 0.593 below (Fig. 5.1 text, §5.1.3; "
         "random: no numbers)",
     )
-    judge(
-        ctx,
+    judged(
         "RND",
         versus_random,
-        configs,
-        records=records,
-        ours=lambda c: "; ".join(x.detail for x in versus_random(c)),
         paper="no numbers: random appears only in Figure 5.1 (not in the text) as the 'non-informed' control",
     )
     d2 = max(x["d2"] for key in collected.keys for x in collected.extras[key])
@@ -242,7 +215,7 @@ def run(ctx: Run) -> None:
         ours=f"{d9:.1e}",
     )
     quantitative(ctx, "Q4", collected, primary, {"combined": B3_COMBINED["accuracy"]}, "combined accuracies")
-    report(ctx, collected, configs, records)
+    report(ctx, collected, configs, judged.records)
 
 
 def report(ctx: Run, collected: Collected, configs: list[Config], records: list[dict[str, Any]]) -> None:
@@ -258,20 +231,18 @@ def report(ctx: Run, collected: Collected, configs: list[Config], records: list[
         for metric in ("accuracy", "loss")
     ]
     figure(ctx, "paper_figure_5_1", "The thesis's strategy curves (Tables B.1–B.3; random has no numbers)", paper)
-    for config in configs:
-        panels = [
+    our_side(
+        ctx,
+        collected,
+        configs,
+        records,
+        lines,
+        lambda config: [
             (f"ours: {metric} ({config.short})", metric, table)
             for metric, table in (("accuracy", config.acc), ("loss", config.loss))
-        ]
-        figure(
-            ctx,
-            f"ours_{config.setting}_{config.scope}",
-            f"Ours, {config.label}: {config.over}",
-            panels,
-        )
-    tables(ctx, "ours", "Ours", configs, lines)
-    claims_table(ctx, records)
-    ctx.csv("runs", collected.rows(), caption="Every seed, configuration, strategy and ratio")
+        ],
+        "strategy",
+    )
     ctx.text(
         "Figure 5.1's 60 % reference line is taken relative to the baseline (0.6 / 0.8076 = "
         f"{LINE:.3f} of it) since our baselines differ from 0.8076. Baselines: "
