@@ -17,19 +17,15 @@ from torch import nn
 
 import nodeprune as npr
 from nodeprune import datasets
-from nodeprune.experiments import _charpentier as cp
-from nodeprune.experiments import (
-    _charpentier_images,
-    charpentier_case_study,
-    charpentier_precomputed,
-    charpentier_random,
-    check_report,
-    experiments,
-    reproduce,
-)
-from nodeprune.experiments import _charpentier_report as report
-from nodeprune.experiments._charpentier_case_report import u_shaped
-from nodeprune.experiments._charpentier_sweep import increasing, monotone
+from nodeprune.experiments import check_report, experiments, reproduce
+from nodeprune.experiments.charpentier import _common as cp
+from nodeprune.experiments.charpentier import _images as _charpentier_images
+from nodeprune.experiments.charpentier import _report as report
+from nodeprune.experiments.charpentier import case_study as charpentier_case_study
+from nodeprune.experiments.charpentier import precomputed as charpentier_precomputed
+from nodeprune.experiments.charpentier import random as charpentier_random
+from nodeprune.experiments.charpentier._case_report import u_shaped
+from nodeprune.experiments.charpentier._sweep import increasing, monotone
 from test_zhao_experiments import fake_run
 
 NAMES = [

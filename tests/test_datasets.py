@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import torch
 
-from nodeprune import _download
 from nodeprune.datasets import (
     DatasetError,
     DatasetNotFoundError,
+    _download,
     download,
     find,
     load_cifar10,

@@ -15,12 +15,16 @@ import pytest
 import torch
 from torch import nn
 
-from nodeprune.experiments import Run, check_report, dutta_digits, dutta_fashion, experiments, ma_cnn, ma_digits
+from nodeprune.experiments import Run, check_report, experiments
 from nodeprune.experiments import reproduce as run_experiment
-from nodeprune.experiments._dutta import Result, label, one_run
-from nodeprune.experiments._dutta_claims import TABLE2, paper_value
-from nodeprune.experiments._dutta_claims import verdicts as dutta_verdicts
-from nodeprune.experiments._ma import FoldResult, Training, confusion, folds, summarise, train
+from nodeprune.experiments.dutta import digits as dutta_digits
+from nodeprune.experiments.dutta import fashion as dutta_fashion
+from nodeprune.experiments.dutta._claims import TABLE2, paper_value
+from nodeprune.experiments.dutta._claims import verdicts as dutta_verdicts
+from nodeprune.experiments.dutta._common import Result, label, one_run
+from nodeprune.experiments.ma import cnn as ma_cnn
+from nodeprune.experiments.ma import digits as ma_digits
+from nodeprune.experiments.ma._common import FoldResult, Training, confusion, folds, summarise, train
 from nodeprune.training import AdaptiveDropout
 from nodeprune.zoo import ma_net
 

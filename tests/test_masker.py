@@ -90,6 +90,24 @@ def test_remove_restore_mask_and_kept(mlp) -> None:
     assert masker.removed("fc1") == []
 
 
+def test_version_grows_with_every_change_of_that_layer_and_only_that_layer(mlp) -> None:
+    masker = npr.Masker(mlp, torch.randn(1, 6))
+    before = {name: masker.version(name) for name in ("fc1", "fc2")}
+    masker.remove("fc1", [3])
+    assert masker.version("fc1") > before["fc1"] and masker.version("fc2") == before["fc2"]
+    seen = masker.version("fc1")
+    masker.remove("fc1", [3])  # already removed: nothing changes
+    masker.set_mask("fc1", masker.mask("fc1"))
+    assert masker.version("fc1") == seen
+    masker.merge("fc2", 1, into=2)
+    assert masker.version("fc2") > before["fc2"] and masker.version("fc1") == seen
+    merged = masker.version("fc2")
+    masker.restore("fc1", [3])
+    assert masker.version("fc1") > seen and masker.version("fc2") == merged
+    with pytest.raises(ValueError, match="unknown layer"):
+        masker.version("nope")
+
+
 def test_set_mask_replaces_a_mask(mlp) -> None:
     masker = npr.Masker(mlp, torch.randn(1, 6))
     new = torch.ones(8, dtype=torch.bool)
@@ -308,7 +326,7 @@ def test_untraceable_layers_are_masked_on_their_output_and_compact_names_the_cau
 
 
 def test_when_torch_pruning_fails_outright_masks_still_work(monkeypatch, mlp) -> None:
-    from nodeprune import _discovery
+    from nodeprune._masking import discovery as _discovery
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("cannot trace this")

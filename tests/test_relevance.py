@@ -324,7 +324,7 @@ def test_across_a_max_pool_only_sums_agree(vgg, images) -> None:
 
 
 def test_a_model_torch_pruning_cannot_trace_is_read_at_the_layer_outputs(monkeypatch) -> None:
-    from nodeprune import _discovery
+    from nodeprune._masking import discovery as _discovery
 
     torch.manual_seed(4)
     model, x = make_mlp().double().eval(), torch.randn(10, 6, dtype=torch.float64)

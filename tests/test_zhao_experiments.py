@@ -16,13 +16,13 @@ import torch
 from torch import nn
 
 from nodeprune.experiments import Claim, Experiment, Run, check_report, reproduce
-from nodeprune.experiments import _zhao_setting as setting
 from nodeprune.experiments._framework import resolve
-from nodeprune.experiments._zhao_claims import Check, Judge, beats, judge, steepest_drop
-from nodeprune.experiments._zhao_paper import B3_DELTA_ACCURACY, B3_INVALID_ACCURACY, BASELINE, PICK_PATTERNS
-from nodeprune.experiments._zhao_sweeps import Config
-from nodeprune.experiments.zhao_delta import patterns
-from nodeprune.experiments.zhao_strategies import prefixes_differ
+from nodeprune.experiments.zhao import _setting as setting
+from nodeprune.experiments.zhao._claims import Check, Judge, beats, judge, steepest_drop
+from nodeprune.experiments.zhao._paper import B3_DELTA_ACCURACY, B3_INVALID_ACCURACY, BASELINE, PICK_PATTERNS
+from nodeprune.experiments.zhao._sweeps import Config
+from nodeprune.experiments.zhao.delta import patterns
+from nodeprune.experiments.zhao.strategies import prefixes_differ
 from nodeprune.masker import Masker
 from test_datasets import make_cifar_dataset
 

@@ -8,16 +8,7 @@ import torch
 from torch import nn
 
 from ._ablation import Outcomes, ablate, reuse
-from ._data import (
-    DEFAULT_BATCH_SIZE,
-    Data,
-    LossFunction,
-    batch_loss,
-    batches,
-    check_batch,
-    check_output,
-    correct_count,
-)
+from ._data import DEFAULT_BATCH_SIZE, Data, LossFunction, batch_loss, batches, check_batch, check_output, correct_count
 from ._guard import model_device, preserved_mode
 
 __all__ = ["Data", "LossFunction", "Outcomes", "ablate", "batch_loss", "batches", "evaluate", "reuse"]

@@ -17,12 +17,14 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from . import _compaction, _maskfile, _substitution
-from ._compaction import CompactionError, LayerSummary, MaskSummary
-from ._discovery import ConsumerSlice, NodeLayer, Plan, discover, mark_hook
 from ._guard import weight_of
-from ._maskfile import write_atomically
-from ._substitution import InputSubstitution, Substitution
+from ._masking import compaction as _compaction
+from ._masking import mask_file as _maskfile
+from ._masking import substitution as _substitution
+from ._masking.compaction import CompactionError, LayerSummary, MaskSummary
+from ._masking.discovery import ConsumerSlice, NodeLayer, Plan, discover, mark_hook
+from ._masking.mask_file import write_atomically
+from ._masking.substitution import InputSubstitution, Substitution
 
 __all__ = [
     "CompactionError",
@@ -134,7 +136,8 @@ class Masker:
         self._masks = {layer.name: torch.ones(layer.size, dtype=torch.bool) for layer in self.layers}
         # removed node -> what its consumers receive instead of zeros; only removed nodes have an entry
         self._substitutions: dict[str, dict[int, Substitution]] = {layer.name: {} for layer in self.layers}
-        self._version = 0
+        self._version = 0  # any change (the hooks' multiplier caches)
+        self._versions = {layer.name: 0 for layer in self.layers}  # per layer: see version()
         self._cache: dict[str, tuple[int, torch.dtype, torch.device, torch.Tensor | None]] = {}
         self._substitution_cache: dict[str, tuple[int, torch.dtype, torch.device, tuple[torch.Tensor, ...] | None]] = {}
         self._attached: list[RemovableHandle] = []
@@ -272,7 +275,19 @@ class Masker:
             entries = self._substitutions[name]
             if any(bool(mask[node]) for node in entries):
                 self._substitutions[name] = {node: entry for node, entry in entries.items() if not bool(mask[node])}
-            self._version += 1
+            self._changed(name)
+
+    def _changed(self, name: str) -> None:
+        self._version += 1
+        self._versions[name] += 1
+
+    def version(self, layer: str) -> int:
+        """A counter that grows whenever the layer's mask or its merges and constants change.
+
+        Equal counters mean an unchanged layer, so code that caches results derived from the masks (the
+        ablation engine's prepared prefixes and baselines) compares counters instead of whole masks.
+        """
+        return self._versions[self.layer(layer).name]
 
     # ------------------------------------------------------------------ merges and constants
     def merge(self, layer: str, node: int, into: int, *, scale: float = 1.0, offset: float = 0.0) -> None:
@@ -370,7 +385,7 @@ class Masker:
         mask[node] = False
         self._masks[layer.name] = mask
         self._substitutions[layer.name][node] = entry
-        self._version += 1
+        self._changed(layer.name)
 
     # ------------------------------------------------------------------ application
     def _input_mask(self, consumer: str) -> torch.Tensor | None:
@@ -547,7 +562,7 @@ class Masker:
             self._set(name, mask)
             if self._substitutions[name] != substitutions[name]:
                 self._substitutions[name] = dict(substitutions[name])
-                self._version += 1
+                self._changed(name)
 
     # ------------------------------------------------------------------ compaction
     def compact(self) -> nn.Module:

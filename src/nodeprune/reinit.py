@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ._ablation.sites import layer_sites
 from ._data import Data, LossFunction, batches
-from ._discovery import copy_model
 from ._guard import weight_of
-from ._sites import layer_sites
+from ._masking.discovery import copy_model
 from .masker import Masker
 from .scorers.census import TOL_HIGH, TOL_LOW
 from .scorers.loss_delta import LossDelta

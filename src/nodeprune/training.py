@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ._guard import preserved_mode
-from ._standout import AdaptiveDropout, AdaptiveDropoutPruner
+from .adaptive_dropout import AdaptiveDropout, AdaptiveDropoutPruner
 from .evaluate import LossFunction, batch_loss
 from .masker import Masker, NodeLayer
 from .scorers.retention import Retention

@@ -1,12 +1,16 @@
-"""The registry: every public module of ``nodeprune.experiments`` that defines ``EXPERIMENT``, by name.
+"""The registry: every public module of ``nodeprune.experiments`` and its per-paper packages that defines
+``EXPERIMENT``, by name.
 
-Modules whose names start with ``_`` are not imported; public modules without ``EXPERIMENT`` are helpers.
+Modules and packages whose names start with ``_`` are not imported; public modules without ``EXPERIMENT``
+are helpers. The per-paper packages (``charpentier``, ``zhao``, ``ma``, ``dutta``) are searched one level
+deep, so ``experiments/charpentier/census.py`` is found like a module of the package itself.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Iterable
 
 from ._framework import Experiment, ExperimentError, check_experiment
 
@@ -19,10 +23,8 @@ def _discovered() -> dict[str, Experiment]:
     from .. import experiments as package
 
     found: dict[str, Experiment] = {}
-    for module_info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if module_info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{package.__name__}.{module_info.name}")
+    for name in _public_modules(package.__path__, package.__name__):
+        module = importlib.import_module(name)
         if not hasattr(module, "EXPERIMENT"):
             continue  # a helper shared by experiments, not an experiment
         experiment = module.EXPERIMENT
@@ -38,6 +40,25 @@ def _discovered() -> dict[str, Experiment]:
             )
         found[experiment.name] = experiment
     return found
+
+
+def _public_modules(path: Iterable[str], prefix: str) -> list[str]:
+    """Full names of the public modules under ``path``, descending into public packages one level."""
+    names: list[str] = []
+    for module_info in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
+        if module_info.name.startswith("_"):
+            continue
+        name = f"{prefix}.{module_info.name}"
+        if module_info.ispkg:
+            package = importlib.import_module(name)
+            names.extend(
+                f"{name}.{inner.name}"
+                for inner in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name)
+                if not inner.name.startswith("_") and not inner.ispkg
+            )
+        else:
+            names.append(name)
+    return names
 
 
 def experiments() -> dict[str, Experiment]:

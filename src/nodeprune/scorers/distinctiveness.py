@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .._activations import node_activations
 from ..evaluate import DEFAULT_BATCH_SIZE, Data
 from ..masker import Masker, NodeLayer
+from ._activations import node_activations
 from .base import Scorer
 
 __all__ = ["CONSTANT_OPTIONS", "Angles", "Distinctiveness"]

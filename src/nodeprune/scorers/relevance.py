@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._capture import Captured, capture_inputs, capture_outputs
 from .._guard import model_device, preserved_mode
+from .._masking.capture import Captured, capture_inputs, capture_outputs
 from ..evaluate import Data, batches, check_batch, check_output
 from ..masker import Masker, NodeLayer
 from ._lrp import THESIS, alpha2beta1_composite, build_composite, composite_names

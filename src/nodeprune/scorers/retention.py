@@ -6,10 +6,10 @@ from typing import Any
 
 import torch
 
-from .._activations import inputs_of
-from .._standout import AdaptiveDropout
+from ..adaptive_dropout import AdaptiveDropout
 from ..evaluate import DEFAULT_BATCH_SIZE, Data
 from ..masker import Masker, NodeLayer
+from ._activations import inputs_of
 from .base import Scorer
 
 __all__ = ["Retention"]

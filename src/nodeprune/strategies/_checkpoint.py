@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._maskfile import write_atomically
+from .._masking.mask_file import write_atomically
 from ..masker import Masker
 from .base import Removal
 

@@ -38,7 +38,7 @@ def dutta_cnn_cifar(
 def _dutta_cnn(
     channels: int, size: int, filters: tuple[int, ...], width: int, activation: str, alpha: float, beta: float
 ) -> nn.Sequential:
-    from .._standout import AdaptiveDropout
+    from ..adaptive_dropout import AdaptiveDropout
 
     acts = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU}
     if activation not in acts:

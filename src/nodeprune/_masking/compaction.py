@@ -1,0 +1,96 @@
+"""Compaction: a physically smaller copy of the model, through torch-pruning; and its accounting."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from .._guard import preserved_mode
+from . import substitution as _substitution
+from .discovery import NodeLayer, build_graph, copy_model
+from .substitution import InputSubstitution
+
+__all__ = ["CompactionError", "LayerSummary", "MaskSummary", "compacted", "count"]
+
+
+class CompactionError(RuntimeError):
+    """Raised when the masked model cannot be turned into a physically smaller one."""
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """Kept and total nodes of one layer."""
+
+    name: str
+    kept: int
+    size: int
+
+
+@dataclass(frozen=True)
+class MaskSummary:
+    """What the masks remove: per-layer node counts, parameters and MACs before and after compaction.
+
+    ``params_after`` and ``macs_after`` are None when the model cannot be compacted. MACs are those of one
+    forward pass on the Masker's ``example_inputs``, counted by torch-pruning.
+    """
+
+    layers: tuple[LayerSummary, ...]
+    params_before: int
+    macs_before: int
+    params_after: int | None
+    macs_after: int | None
+
+    def __str__(self) -> str:
+        width = max([len("layer")] + [len(row.name) for row in self.layers])
+        lines = [f"{'layer':<{width}}  {'kept':>6}  {'total':>6}"]
+        lines += [f"{row.name:<{width}}  {row.kept:>6}  {row.size:>6}" for row in self.layers]
+
+        def after(value: int | None) -> str:
+            return "n/a (not compactable)" if value is None else f"{value:,}"
+
+        lines.append(f"params: {self.params_before:,} -> {after(self.params_after)}")
+        lines.append(f"MACs:   {self.macs_before:,} -> {after(self.macs_after)}")
+        return "\n".join(lines)
+
+
+def compacted(
+    model: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    layers: Sequence[NodeLayer],
+    removed: dict[str, torch.Tensor],
+    folds: Sequence[tuple[str, InputSubstitution | None]],
+) -> nn.Module:
+    """A copy of ``model`` with the ``removed`` nodes of every layer deleted by torch-pruning.
+
+    Merges and constants (``folds``: consumer name and its input substitution) are first folded into the
+    copy's consumer weights and biases. The copy keeps the original's train/eval and requires_grad flags.
+    """
+    shadow = copy_model(model)
+    grads = {name: p.requires_grad for name, p in shadow.named_parameters()}
+    for consumer, plan in folds:
+        if plan is not None:
+            _substitution.fold(shadow.get_submodule(consumer), plan)
+    with preserved_mode(shadow):
+        graph = build_graph(shadow, inputs)
+        modules = dict(shadow.named_modules())
+        for layer in layers:
+            gone = removed[layer.name]
+            if gone.numel() == 0:
+                continue
+            module = modules[layer.name]
+            channels = sorted(layer.node_channels(gone).tolist())
+            pruner = graph.get_pruner_of_module(module)
+            graph.get_pruning_group(module, pruner.prune_out_channels, channels).prune()
+    for name, p in shadow.named_parameters():
+        p.requires_grad_(grads.get(name, True))
+    return shadow
+
+
+def count(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[int, int]:
+    """(MACs, params) of one forward on ``inputs``; torch-pruning counts on its own deep copy."""
+    macs, params = tp.utils.count_ops_and_params(model, inputs)
+    return int(macs), int(params)

@@ -1,0 +1,408 @@
+"""Layer discovery: which modules are layers, and which modules consume their nodes.
+
+The coupling of channels (BatchNorm, Flatten, residual additions, concatenation, depthwise and grouped
+convolutions) comes from torch-pruning's ``DependencyGraph``; nodeprune does not trace dependencies itself.
+For every layer the graph yields
+
+* the *producers*: every Conv/Linear whose output channels are removed together with the layer's nodes
+  (the layer itself and, in residual networks, every module coupled to it through an addition);
+* the *consumers*: every module whose input columns are removed with them, with the exact input
+  positions fed by each channel (``C·H·W`` positions after a Flatten, an offset after a concatenation).
+
+A mask is applied by zeroing those consumer inputs, which is what physical removal does to the consumers:
+it therefore equals removal whatever the activation (ReLU, sigmoid, GELU) and whatever per-channel
+operation (BatchNorm, pooling) lies between the layer and its consumers.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from .._guard import preserved_mode, weight_of
+from ..adaptive_dropout import AdaptiveDropout, AdaptiveDropoutPruner
+
+LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+CONSUMER_TYPES: tuple[type[nn.Module], ...] = (
+    *LAYER_TYPES,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
+# Modules with per-node state that torch-pruning must slice with the nodes (registered as customized layers).
+PER_NODE_PRUNERS: dict[type[nn.Module], tp.pruner.function.BasePruningFunc] = {AdaptiveDropout: AdaptiveDropoutPruner()}
+# Modules that mix the channels they normalise: removing a channel changes the other channels' outputs,
+# which zeroing an input cannot reproduce.
+_CHANNEL_MIXING = (nn.LayerNorm, nn.GroupNorm, nn.MultiheadAttention, nn.RNNBase, nn.Embedding)
+
+
+@dataclass(frozen=True)
+class NodeLayer:
+    """The nodes of one Conv or Linear module.
+
+    Attributes
+    ----------
+    name : str
+        The module's path in ``model.named_modules()``.
+    module : nn.Module
+        The module itself (in the user's model).
+    size : int
+        Number of nodes. Equal to the number of output channels, except when the channels feed or form a
+        grouped convolution with ``g`` groups: a node is then a bundle of ``g`` channels, one per group
+        (channels ``k, k + size, …, k + (g−1)·size``), because only such bundles can be removed physically.
+    channels : int
+        Number of output channels (``out_features`` of a Linear, ``out_channels`` of a Conv).
+    channel_groups : int
+        ``g`` above; 1 for every ungrouped layer.
+    coupled : tuple of str
+        Other Conv/Linear modules whose output channels are the same nodes (residual additions, depthwise
+        convolutions). Their names are accepted wherever a layer name is expected.
+    exact : bool
+        Whether masking this layer provably equals its physical removal. False when torch-pruning could not
+        trace the model, or when a channel-mixing module (LayerNorm, GroupNorm, …) sits between the layer and
+        its consumers; ``note`` says why.
+    note : str
+        Why the layer is not exact (empty otherwise).
+    companions : tuple of str
+        Modules with per-node state of this layer's nodes (``AdaptiveDropout``): compaction slices their
+        state with the nodes, and ``Retention`` reads them.
+    """
+
+    name: str
+    module: nn.Module = field(repr=False, compare=False)
+    size: int
+    channels: int
+    channel_groups: int = 1
+    coupled: tuple[str, ...] = ()
+    exact: bool = True
+    note: str = ""
+    companions: tuple[str, ...] = ()
+
+    def channel_mask(self, node_mask: torch.Tensor) -> torch.Tensor:
+        """Expand a node mask of length ``size`` to a channel mask of length ``channels``."""
+        return node_mask.repeat(self.channel_groups)
+
+    def node_channels(self, nodes: torch.Tensor) -> torch.Tensor:
+        """The channel indices of the given nodes (sorted by node, then by channel group)."""
+        offsets = torch.arange(self.channel_groups, device=nodes.device) * self.size
+        return (nodes.reshape(-1, 1) + offsets.reshape(1, -1)).reshape(-1)
+
+
+@dataclass(frozen=True)
+class ConsumerSlice:
+    """Input positions of one consumer module fed by one layer.
+
+    ``features[i]`` is a position of the consumer's input feature dimension (dim 1 of a Conv input, the
+    last dim of a Linear input) and ``channels[i]`` the layer channel that feeds it.
+    """
+
+    module: str
+    features: torch.Tensor
+    channels: torch.Tensor
+
+
+@dataclass
+class Plan:
+    """Everything discovery learned about a model."""
+
+    layers: list[NodeLayer]
+    consumers: dict[str, list[ConsumerSlice]]
+    aliases: dict[str, str]
+    output_layer: str
+    call_order: list[str]
+    skipped: dict[str, str]
+    trace_error: str | None
+
+    @property
+    def traced(self) -> bool:
+        return self.trace_error is None
+
+
+def out_channels(module: nn.Module) -> int:
+    if isinstance(module, nn.Linear):
+        return int(module.out_features)
+    return int(module.out_channels)  # type: ignore[arg-type]
+
+
+def _is_depthwise(module: nn.Module) -> bool:
+    return (
+        isinstance(module, nn.modules.conv._ConvNd)
+        and module.groups > 1
+        and module.groups == module.in_channels == module.out_channels
+    )
+
+
+def _misread_as_depthwise(module: nn.Module) -> bool:
+    """torch-pruning couples in and out channels of any conv with groups == out_channels, even if in differs."""
+    return (
+        isinstance(module, nn.modules.conv._ConvNd)
+        and module.groups > 1
+        and module.groups == module.out_channels != module.in_channels
+    )
+
+
+def _grouping(module: nn.Module) -> int:
+    """Number of channel groups of a grouped (not depthwise) convolution, else 1."""
+    if isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1 and not _is_depthwise(module):
+        return int(module.groups)
+    return 1
+
+
+HOOK_MARK = "_nodeprune_hook"
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks")
+
+
+def mark_hook(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a hook function as nodeprune's, so that copies of the model can be stripped of it."""
+    setattr(function, HOOK_MARK, True)
+    return function
+
+
+def copy_model(model: nn.Module) -> nn.Module:
+    """A deep copy without nodeprune's hooks, with a clear error for models that cannot be copied.
+
+    Hooks of a Masker that is applied or attached would otherwise be copied too (they belong to the
+    original's masks and would act on the copy, e.g. on a compacted model of other widths).
+    """
+    try:
+        duplicate = copy.deepcopy(model)
+    except Exception as error:  # deepcopy raises many types for exotic attributes
+        raise TypeError(
+            "nodeprune traces and compacts a copy of the model (copy.deepcopy), which failed for this model: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    for module in duplicate.modules():
+        for attribute in _HOOK_DICTS:
+            hooks = getattr(module, attribute)
+            for key in [key for key, hook in hooks.items() if getattr(hook, HOOK_MARK, False)]:
+                del hooks[key]
+    return duplicate
+
+
+def build_graph(model_copy: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tp.DependencyGraph:
+    """torch-pruning's dependency graph of ``model_copy`` (which it may switch to eval mode)."""
+    flags = [(p, p.requires_grad) for p in model_copy.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(True)  # the graph is traced through autograd
+        with torch.enable_grad():
+            return tp.DependencyGraph().build_dependency(
+                model_copy,
+                example_inputs=inputs,
+                forward_fn=lambda m, x: m(*x),
+                verbose=False,
+                customized_pruners=dict(PER_NODE_PRUNERS),
+            )
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def discover(
+    model: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    layers: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+) -> Plan:
+    """Find the layers of ``model`` and, through torch-pruning, the consumers of their nodes."""
+    names = dict(model.named_modules())
+    for option, given in (("layers", layers), ("exclude", exclude)):
+        if isinstance(given, str):
+            raise TypeError(f"The {option!r} parameter of Masker must be a list of module names, not a string.")
+        for name in given or ():
+            if name not in names:
+                raise ValueError(
+                    f"The {option!r} parameter of Masker names {name!r}, which is not a module of the model; "
+                    f"Conv/Linear modules: {[n for n, m in names.items() if isinstance(m, LAYER_TYPES)]}"
+                )
+
+    shadow = copy_model(model)
+    shadow_names = {module: name for name, module in shadow.named_modules()}
+    order: list[str] = []
+
+    def record(module: nn.Module, _inputs: object, _output: object) -> None:
+        name = shadow_names[module]
+        if name not in order:
+            order.append(name)
+
+    handles = [m.register_forward_hook(record) for m in shadow.modules() if isinstance(m, LAYER_TYPES)]
+    graph: tp.DependencyGraph | None = None
+    trace_error: str | None = None
+    try:
+        with preserved_mode(shadow, train=False):
+            try:
+                graph = build_graph(shadow, inputs)
+            except Exception as error:  # torch-pruning raises many types on models it cannot trace
+                trace_error = f"{type(error).__name__}: {error}"
+            if graph is None:  # tracing may have stopped midway: record the order from a forward of our own
+                order.clear()
+                try:
+                    with torch.no_grad():
+                        shadow(*inputs)
+                except Exception as error:
+                    raise ValueError(
+                        f"the model could not run on example_inputs: {type(error).__name__}: {error}"
+                    ) from error
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    if len(order) < 2:
+        raise ValueError(
+            "the model has no hidden Conv/Linear layer: the only Conv/Linear module it calls "
+            f"({order[0] if order else 'none'}) is its output layer"
+        )
+    output_layer = order[-1]
+    for name in layers or ():
+        if not isinstance(names[name], LAYER_TYPES):
+            raise ValueError(f"{name!r} is a {type(names[name]).__name__}; a layer must be a Conv1d/2d/3d or Linear")
+        if name not in order:
+            raise ValueError(f"{name!r} is never called by the model's forward on example_inputs")
+        if name == output_layer:
+            raise ValueError(f"{name!r} is the model's output layer; its outputs are not nodes to prune")
+
+    def wanted(members: Sequence[str]) -> bool:
+        if exclude and any(m in exclude for m in members):
+            return False
+        return layers is None or any(m in layers for m in members)
+
+    if graph is None:
+        return _untraced_plan(model, order, output_layer, wanted, trace_error or "unknown error")
+    return _traced_plan(model, shadow, graph, order, output_layer, wanted, shadow_names, layers)
+
+
+_OWN_OUTPUT = (
+    "the mask acts on the layer's own output, which equals removal only when nothing between the layer "
+    "and its consumers maps a zero to a non-zero (no BatchNorm, an activation with f(0) = 0)"
+)
+_UNREACHED = (
+    "torch-pruning's graph does not reach this module (the forward leaves autograd between it and the "
+    "output: detach, no_grad, numpy, …); " + _OWN_OUTPUT
+)
+
+
+def _own_output_layer(module: nn.Module, name: str, note: str) -> NodeLayer:
+    size = out_channels(module)
+    return NodeLayer(name=name, module=module, size=size, channels=size, exact=False, note=note)
+
+
+def _untraced_plan(
+    model: nn.Module, order: list[str], output_layer: str, wanted: Callable[[Sequence[str]], bool], trace_error: str
+) -> Plan:
+    names = dict(model.named_modules())
+    note = f"torch-pruning could not trace the model ({trace_error}); {_OWN_OUTPUT}"
+    chosen = [_own_output_layer(names[n], n, note) for n in order[:-1] if wanted([n])]
+    return Plan(chosen, {}, {}, output_layer, order, {}, trace_error)
+
+
+def _traced_plan(
+    model: nn.Module,
+    shadow: nn.Module,
+    graph: tp.DependencyGraph,
+    order: list[str],
+    output_layer: str,
+    wanted: Callable[[Sequence[str]], bool],
+    shadow_names: dict[nn.Module, str],
+    layers: Sequence[str] | None,
+) -> Plan:
+    names = dict(model.named_modules())
+    shadow_modules = dict(shadow.named_modules())
+    visited: set[str] = set()
+    chosen: list[NodeLayer] = []
+    consumers: dict[str, list[ConsumerSlice]] = {}
+    aliases: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+
+    for root in order[:-1]:
+        if root in visited:
+            continue
+        module = shadow_modules[root]
+        if module not in graph.module2node:
+            # the forward leaves autograd between this module and the output (detach, no_grad, numpy, …)
+            if wanted([root]):
+                chosen.append(_own_output_layer(names[root], root, _UNREACHED))
+            continue
+        pruner = graph.get_pruner_of_module(module)
+        group = graph.get_pruning_group(module, pruner.prune_out_channels, list(range(out_channels(module))))
+        producers: list[str] = []
+        slices: list[ConsumerSlice] = []
+        groupings: set[int] = set()
+        problems: list[str] = []
+        companions: list[str] = []
+        for item in group:
+            dep = item.dep
+            target = dep.target.module
+            is_out = graph.is_out_channel_pruning_fn(dep.handler)
+            if isinstance(target, CONSUMER_TYPES):
+                name = shadow_names[target]
+                if _misread_as_depthwise(target):
+                    problems.append(
+                        f"torch-pruning treats {name!r} (groups == out_channels != in_channels) as depthwise"
+                    )
+                if is_out or _is_depthwise(target):
+                    if not isinstance(target, LAYER_TYPES):
+                        problems.append(f"transposed convolution {name!r} produces the same channels")
+                        continue
+                    producers.append(name)
+                    if _grouping(target) > 1:
+                        groupings.add(_grouping(target))
+                        if list(item.idxs) != list(item.root_idxs):
+                            problems.append(f"grouped convolution {name!r} is fed through a reordering")
+                else:
+                    features = torch.as_tensor(list(item.idxs), dtype=torch.long)
+                    feeding = torch.as_tensor(list(item.root_idxs), dtype=torch.long)
+                    slices.append(ConsumerSlice(name, features, feeding))
+                    if _grouping(target) > 1:
+                        groupings.add(_grouping(target))
+                        if features.tolist() != list(range(weight_of(target).shape[1] * _grouping(target))) or (
+                            not torch.equal(features, feeding)
+                        ):
+                            problems.append(f"it feeds only part of grouped convolution {name!r}")
+            elif isinstance(target, AdaptiveDropout):
+                companions.append(shadow_names[target])
+            elif isinstance(target, _CHANNEL_MIXING):
+                problems.append(f"{type(target).__name__} {shadow_names.get(target, '')!r} mixes the channels")
+            elif isinstance(target, nn.Parameter):
+                problems.append("an unwrapped nn.Parameter consumes the channels")
+            elif isinstance(target, tp.ops._OutputOp):
+                problems.append("the channels reach the model output directly")
+        visited.update(producers)
+        ordered = sorted(dict.fromkeys(producers), key=lambda n: order.index(n) if n in order else len(order))
+        if output_layer in ordered:
+            skipped[root] = f"its channels are coupled to the output layer {output_layer!r}"
+            if layers is not None and any(n in layers for n in ordered):
+                raise ValueError(f"{root!r} is coupled to the model's output layer {output_layer!r}")
+            continue
+        if not wanted(ordered):
+            continue
+        channels = out_channels(module)
+        g = math.lcm(*groupings) if groupings else 1
+        if channels % g:
+            problems.append(f"{channels} channels cannot be split into bundles of {g} groups")
+            g = 1
+        if not slices:
+            problems.append("no consumer module was found")
+        chosen.append(
+            NodeLayer(
+                name=root,
+                module=names[root],
+                size=channels // g,
+                channels=channels,
+                channel_groups=g,
+                coupled=tuple(n for n in ordered if n != root and n in names),
+                exact=not problems,
+                note="; ".join(dict.fromkeys(problems)),
+                companions=tuple(dict.fromkeys(n for n in companions if n in names)),
+            )
+        )
+        consumers[root] = slices
+        for member in ordered:
+            aliases[member] = root
+    return Plan(chosen, consumers, aliases, output_layer, order, skipped, None)

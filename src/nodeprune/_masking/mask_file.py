@@ -1,0 +1,132 @@
+"""The mask file format: JSON with a fingerprint of the model's layers, written atomically.
+
+Version 1 held ``removed`` (the removed nodes of every layer); version 2 added ``substitutions`` (merged and
+replaced nodes). Both are read; a file made for another model is refused with the first difference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .._guard import weight_of
+from . import substitution as _substitution
+from .discovery import NodeLayer
+from .substitution import Substitution
+
+if TYPE_CHECKING:  # the masker imports this module
+    from ..masker import Masker
+
+__all__ = [
+    "MASK_FILE_FORMAT",
+    "MASK_FILE_VERSION",
+    "READABLE_VERSIONS",
+    "fingerprint",
+    "read",
+    "save",
+    "write_atomically",
+]
+
+MASK_FILE_FORMAT = "nodeprune.masks"
+MASK_FILE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+
+def fingerprint(layers: Sequence[NodeLayer]) -> list[dict[str, Any]]:
+    """Name, module type, node and channel counts and weight shape of every layer."""
+    return [
+        {
+            "name": layer.name,
+            "type": type(layer.module).__name__,
+            "size": layer.size,
+            "channels": layer.channels,
+            "weight_shape": list(weight_of(layer.module).shape),
+        }
+        for layer in layers
+    ]
+
+
+def save(masker: Masker, path: Path) -> None:
+    """Write ``masker``'s masks and substitutions (format version 2)."""
+    document = {
+        "format": MASK_FILE_FORMAT,
+        "version": MASK_FILE_VERSION,
+        "layers": fingerprint(masker.layers),
+        "removed": {layer.name: masker.removed(layer.name) for layer in masker.layers},
+        "substitutions": {
+            layer.name: [
+                {"node": node, "into": entry.source, "scale": entry.scale, "offset": entry.offset}
+                for node, entry in sorted(masker.substitutions(layer.name).items())
+            ]
+            for layer in masker.layers
+            if masker.substitutions(layer.name)
+        },
+    }
+    write_atomically(path, json.dumps(document, indent=1))
+
+
+def read(masker: Masker, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, dict[int, Substitution]]]:
+    """The masks and substitutions of a mask file, validated against ``masker``'s model (nothing changes)."""
+    try:
+        document = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not a nodeprune mask file: {error}") from error
+    if not isinstance(document, dict) or document.get("format") != MASK_FILE_FORMAT:
+        raise ValueError(f"{path} is not a nodeprune mask file (no format {MASK_FILE_FORMAT!r})")
+    version = document.get("version")
+    if version not in READABLE_VERSIONS:
+        newer = isinstance(version, int) and not isinstance(version, bool) and version > MASK_FILE_VERSION
+        raise ValueError(
+            f"{path} has mask file version {version!r}"
+            + (", written by a newer nodeprune" if newer else "")
+            + f"; this nodeprune reads versions {', '.join(map(str, READABLE_VERSIONS))}"
+        )
+    theirs, ours = document.get("layers"), fingerprint(masker.layers)
+    if theirs != ours:
+        raise ValueError(f"{path} was made for another model: {first_difference(theirs, ours)}")
+    masks: dict[str, torch.Tensor] = {}
+    for layer in masker.layers:
+        removed = document["removed"].get(layer.name, [])
+        mask = torch.ones(layer.size, dtype=torch.bool)
+        mask[masker._nodes(layer, removed)] = False
+        if not bool(mask.any()):
+            raise ValueError(f"{path} removes every node of layer {layer.name!r}")
+        masks[layer.name] = mask
+    substitutions = _substitution.read(masker, path, document.get("substitutions", {}), masks)
+    return masks, substitutions
+
+
+def first_difference(theirs: Any, ours: list[dict[str, Any]]) -> str:
+    """The first way in which a file's layer fingerprint differs from the model's, in words."""
+    if not isinstance(theirs, list):
+        return "the file has no layer list"
+    their_names = [entry.get("name") for entry in theirs if isinstance(entry, dict)]
+    our_names = [entry["name"] for entry in ours]
+    if their_names != our_names:
+        return f"its layers are {their_names}, this model's are {our_names}"
+    for entry, mine in zip(theirs, ours, strict=True):
+        for key in mine:
+            if entry.get(key) != mine[key]:
+                return f"layer {mine['name']!r} has {key} {entry.get(key)} there and {mine[key]} here"
+    return "the layer descriptions differ"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees either the old or the new file, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
