@@ -4,6 +4,7 @@ Score the hidden neurons and channels of a trained network and remove the ones t
 place. See https://github.com/ (docs/) for the guides; the public names are listed in ``__all__``.
 """
 
+from ._version import __version__
 from .comparison import agreement, sweep
 from .evaluate import evaluate
 from .interop import as_importance
@@ -21,8 +22,6 @@ from .strategies import (
     Strategy,
 )
 from .training import AdaptiveDropout
-
-__version__ = "0.1.0.dev0"
 
 __all__ = [
     "AdaptiveDropout",

@@ -80,7 +80,7 @@ def environment() -> dict[str, str]:
     import numpy
     import torch
 
-    from . import __version__
+    from ._version import __version__
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
