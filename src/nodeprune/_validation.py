@@ -55,14 +55,11 @@ def check_int(owner: str, name: str, value: object, *, minimum: int | None = Non
         raise invalid(owner, name, what, value)
 
 
-def check_number(owner: str, name: str, value: object, *, interval: str | None = None, optional: bool = False) -> float:
+def check_number(owner: str, name: str, value: object, *, interval: str | None = None) -> float:
     """A finite int or float (not a bool), inside ``interval`` when given, e.g. ``"[0, 1)"``; returned as float.
 
-    ``interval`` is written as in mathematics: brackets include the bound, parentheses exclude it. None
-    passes (and is returned as NaN) when ``optional``.
+    ``interval`` is written as in mathematics: brackets include the bound, parentheses exclude it.
     """
-    if optional and value is None:
-        return math.nan
     if interval is None:
         inside = _is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
         what = "a finite float"
@@ -79,13 +76,13 @@ def check_number(owner: str, name: str, value: object, *, interval: str | None =
         )
         what = f"a float in {interval}"
     if not inside:
-        raise invalid(owner, name, ("None or " if optional else "") + what, value)
+        raise invalid(owner, name, what, value)
     return float(value)  # type: ignore[arg-type]
 
 
-def check_ratio(owner: str, name: str, value: object, *, optional: bool = False) -> None:
+def check_ratio(owner: str, name: str, value: object) -> None:
     """A share of nodes to remove: a float in [0, 1)."""
-    check_number(owner, name, value, interval="[0, 1)", optional=optional)
+    check_number(owner, name, value, interval="[0, 1)")
 
 
 def check_choice(owner: str, name: str, value: object, choices: Collection[object]) -> None:

@@ -77,8 +77,10 @@ class PreComputed(Strategy):
         check_instance("PreComputed", "scorer", self.scorer, Scorer, "a Scorer")
         if self.threshold is not None and self.ratio is not None:
             raise ValueError("PreComputed takes either 'threshold' or 'ratio', not both.")
-        check_ratio("PreComputed", "ratio", self.ratio, optional=True)
-        check_number("PreComputed", "threshold", self.threshold, optional=True)
+        if self.ratio is not None:  # None: the threshold decides
+            check_ratio("PreComputed", "ratio", self.ratio)
+        if self.threshold is not None:
+            check_number("PreComputed", "threshold", self.threshold)
         check_common("PreComputed", masker, self.scope, self.min_keep, self.layers)
 
     def ranking(self, masker: Masker) -> Ranking:
