@@ -213,7 +213,7 @@ def test_relevance_is_scored_once_for_all_layers(mlp) -> None:
         ({"delta": -0.1}, ValueError, r"'delta' parameter of DeltaInterleaved must be a float in \[0, 1\]. Got -0.1"),
         ({"delta": float("nan")}, ValueError, "'delta' parameter of DeltaInterleaved"),
         ({"ratio": 1.0}, ValueError, r"'ratio' parameter of DeltaInterleaved must be a float in \[0, 1\). Got 1.0"),
-        ({"scope": "model"}, ValueError, "'scope' parameter of DeltaInterleaved must be one of \\['layer', 'global'\\]"),
+        ({"scope": "model"}, ValueError, r"'scope' parameter of DeltaInterleaved must be one of \['layer', 'global'\]"),
         ({"lead": "both"}, ValueError, r"'lead' parameter of DeltaInterleaved must be one of \['first', 'second'\]"),
         ({"min_keep": 0}, ValueError, "'min_keep' parameter of DeltaInterleaved must be an int >= 1. Got 0"),
         ({"layers": ["fc7"]}, ValueError, "unknown layer 'fc7'"),
