@@ -85,7 +85,9 @@ def test_table_and_plot(mlp, data, tmp_path) -> None:
     assert [cell.strip() for cell in table.splitlines()[0].split("|")[1:4]] == ["loss \\ pruned", "0 %", "30 %"]
     assert len(table.splitlines()) == 2 + len(strategies())
     assert result.plot(tmp_path / "accuracy.png").stat().st_size > 0
-    with pytest.raises(ValueError, match=r"'metric' parameter must be one of \['accuracy', 'loss'\]"):
+    with pytest.raises(
+        ValueError, match=r"'metric' parameter of SweepResult.series must be one of \['accuracy', 'loss'\]"
+    ):
         result.table("f1")
 
 
@@ -98,7 +100,7 @@ def test_bad_sweeps_get_clear_errors(mlp, data) -> None:
 
     with pytest.raises(TypeError, match="strategy 'x' \\(NoRanking\\) cannot produce a ranking"):
         npr.sweep(masker, {"x": NoRanking()}, data)
-    with pytest.raises(ValueError, match=r"'ratios' parameter of sweep must hold floats in \[0, 1\). Got 1.0"):
+    with pytest.raises(ValueError, match=r"'ratios\[1\]' parameter of sweep must be a float in \[0, 1\). Got 1.0"):
         npr.sweep(masker, strategies(), data, ratios=[0.5, 1.0])
     with pytest.raises(TypeError, match="non-empty mapping"):
         npr.sweep(masker, {}, data)
@@ -159,5 +161,7 @@ def test_agreement_needs_two_scorers(mlp) -> None:
     masker = npr.Masker(mlp, torch.randn(1, 6))
     with pytest.raises(ValueError, match="at least two names to scorers"):
         npr.agreement(masker, {"p": Fixed(P)})
-    with pytest.raises(TypeError, match="scorer 'q' of agreement must be a Scorer"):
+    with pytest.raises(
+        TypeError, match=r"'scorers' parameter of agreement must be a mapping of names to Scorers. Got \{'q': 3\}"
+    ):
         npr.agreement(masker, {"p": Fixed(P), "q": 3})  # type: ignore[dict-item]

@@ -111,9 +111,11 @@ def test_combined_and_delta_one_half_prefixes_differ_by_at_most_one_entry_each_s
 
 
 def test_interleave_refuses_a_delta_outside_the_unit_interval_and_an_unknown_lead() -> None:
-    with pytest.raises(ValueError, match=r"'delta' parameter must be a float in \[0, 1\]. Got 1.5"):
+    with pytest.raises(ValueError, match=r"'delta' parameter of interleave must be a float in \[0, 1\]. Got 1.5"):
         interleave([1], [1], 1.5)
-    with pytest.raises(ValueError, match=r"'lead' parameter must be one of \['first', 'second'\]. Got 'both'"):
+    with pytest.raises(
+        ValueError, match=r"'lead' parameter of interleave must be one of \['first', 'second'\]. Got 'both'"
+    ):
         interleave([1], [1], 0.5, lead="both")
 
 
@@ -211,7 +213,7 @@ def test_relevance_is_scored_once_for_all_layers(mlp) -> None:
         ({"delta": -0.1}, ValueError, r"'delta' parameter of DeltaInterleaved must be a float in \[0, 1\]. Got -0.1"),
         ({"delta": float("nan")}, ValueError, "'delta' parameter of DeltaInterleaved"),
         ({"ratio": 1.0}, ValueError, r"'ratio' parameter of DeltaInterleaved must be a float in \[0, 1\). Got 1.0"),
-        ({"scope": "model"}, ValueError, "'scope' parameter of DeltaInterleaved must be 'layer' or 'global'"),
+        ({"scope": "model"}, ValueError, r"'scope' parameter of DeltaInterleaved must be one of \['layer', 'global'\]"),
         ({"lead": "both"}, ValueError, r"'lead' parameter of DeltaInterleaved must be one of \['first', 'second'\]"),
         ({"min_keep": 0}, ValueError, "'min_keep' parameter of DeltaInterleaved must be an int >= 1. Got 0"),
         ({"layers": ["fc7"]}, ValueError, "unknown layer 'fc7'"),

@@ -371,7 +371,7 @@ def bad_inputs():
             (x, torch.zeros(20, dtype=torch.long)),
             {"block_bytes": 0},
             ValueError,
-            "'block_bytes' parameter of LossDelta must be a positive int. Got 0",
+            "'block_bytes' parameter of LossDelta must be an int >= 1. Got 0",
         ),
     }
 

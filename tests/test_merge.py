@@ -228,8 +228,8 @@ def test_a_fold_into_a_zero_padding_conv_is_refused_before_anything_changes() ->
     ("kwargs", "error", "message"),
     [
         ({"scorer": npr.Magnitude()}, TypeError, "The 'scorer' parameter of Merge must be a Distinctiveness"),
-        ({"similar": -1.0}, ValueError, r"The 'similar' parameter of Merge must be an angle in \[0, 180\]. Got -1.0"),
-        ({"complementary": 200}, ValueError, "The 'complementary' parameter of Merge must be an angle"),
+        ({"similar": -1.0}, ValueError, r"The 'similar' parameter of Merge must be a float in \[0, 180\]. Got -1.0"),
+        ({"complementary": 200}, ValueError, "The 'complementary' parameter of Merge must be a float in"),
         ({"similar": 170.0}, ValueError, "Merge needs similar < complementary"),
         ({"on_complementary": "drop"}, ValueError, r"must be one of \['remove', 'mean', 'fold'\]. Got 'drop'"),
         ({"constant": "keep"}, ValueError, r"The 'constant' parameter of Merge must be one of \['skip', 'replace'\]"),

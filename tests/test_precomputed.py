@@ -96,7 +96,7 @@ def test_masked_equals_removed_after_magnitude_pruning(cnn) -> None:
         ({"ratio": -0.1}, ValueError, "'ratio' parameter"),
         ({"ratio": 0.3, "threshold": 0.1}, ValueError, "either 'threshold' or 'ratio'"),
         ({"threshold": float("nan")}, ValueError, "'threshold' parameter"),
-        ({"scope": "model"}, ValueError, "'scope' parameter of PreComputed must be 'layer' or 'global'"),
+        ({"scope": "model"}, ValueError, "'scope' parameter of PreComputed must be one of \\['layer', 'global'\\]"),
         ({"min_keep": 0}, ValueError, "'min_keep' parameter"),
         ({"layers": ["fc7"]}, ValueError, "unknown layer 'fc7'"),
     ],

@@ -155,7 +155,7 @@ def test_a_schedule_in_a_training_loop_reaches_the_target_and_compacts() -> None
             r"The 'gamma' parameter of RetentionSchedule must be a float in \(0, 1\)",
         ),
         (RetentionSchedule(target=2, period=0), 1, "The 'period' parameter of RetentionSchedule must be an int >= 1"),
-        (RetentionSchedule(target=2), -1, "The 'epoch' argument of RetentionSchedule.step must be an int >= 0"),
+        (RetentionSchedule(target=2), -1, "The 'epoch' parameter of RetentionSchedule.step must be an int >= 0"),
         (RetentionSchedule(target=2, layer="2"), 1, "unknown layer '2'"),
     ],
 )

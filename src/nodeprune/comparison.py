@@ -12,12 +12,13 @@ from typing import Any
 
 import torch
 
+from ._validation import check_choice, check_ratio, invalid, layer_names
 from .evaluate import Data, LossFunction, evaluate
 from .masker import Masker
 from .report import markdown_table, plot_series
 from .scorers.base import Scorer
 from .strategies.base import Strategy
-from .strategies.ranking import Ranking, layer_names, score_candidates
+from .strategies.ranking import Ranking, score_candidates
 
 __all__ = ["ALL_LAYERS", "RATIOS", "Agreement", "SweepResult", "SweepRow", "agreement", "spearman", "sweep"]
 
@@ -71,8 +72,7 @@ class SweepResult:
 
     def series(self, metric: str = "accuracy") -> dict[str, list[float]]:
         """``metric`` ("accuracy" or "loss") of each strategy, one value per ratio in ascending order."""
-        if metric not in METRICS:
-            raise ValueError(f"The 'metric' parameter must be one of {list(METRICS)}. Got {metric!r} instead.")
+        check_choice("SweepResult.series", "metric", metric, METRICS)
         return {
             name: [getattr(row, metric) for row in sorted(self.rows, key=lambda r: r.ratio) if row.strategy == name]
             for name in self.strategies
@@ -157,9 +157,8 @@ def sweep(
                 "with a ranking(masker) method, e.g. PreComputed or DeltaInterleaved"
             )
     ratios = list(ratios)
-    for ratio in ratios:
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
-            raise ValueError(f"The 'ratios' parameter of sweep must hold floats in [0, 1). Got {ratio!r} instead.")
+    for index, ratio in enumerate(ratios):
+        check_ratio("sweep", f"ratios[{index}]", ratio)
     start = time.perf_counter()
     before = masker.masks()
     rows: list[SweepRow] = []
@@ -296,10 +295,8 @@ def agreement(masker: Masker, scorers: Mapping[str, Scorer], layers: Sequence[st
         raise ValueError("The 'scorers' parameter of agreement must map at least two names to scorers.")
     for name, scorer in scorers.items():
         if not isinstance(scorer, Scorer):
-            raise TypeError(f"scorer {name!r} of agreement must be a Scorer. Got {scorer!r} instead.")
-    if isinstance(layers, str):
-        raise TypeError("The 'layers' parameter of agreement must be a list of layer names, not a string.")
-    names = layer_names(masker, layers)
+            raise invalid("agreement", "scorers", "a mapping of names to Scorers", {name: scorer}, TypeError)
+    names = layer_names(masker, layers, "agreement")
     scores = {label: score_candidates(scorer, masker, names)[1] for label, scorer in scorers.items()}
     rho: dict[tuple[str, str], dict[str, float]] = {}
     for a, b in itertools.combinations(scorers, 2):

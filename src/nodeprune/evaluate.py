@@ -10,6 +10,7 @@ from torch import nn
 from ._ablation import Outcomes, ablate, reuse
 from ._data import DEFAULT_BATCH_SIZE, Data, LossFunction, batch_loss, batches, check_batch, check_output, correct_count
 from ._guard import model_device, preserved_mode
+from ._validation import invalid
 
 __all__ = ["Data", "LossFunction", "Outcomes", "ablate", "batch_loss", "batches", "evaluate", "reuse"]
 
@@ -50,7 +51,7 @@ def evaluate(
     True
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        raise invalid("evaluate", "model", "a torch.nn.Module", type(model), TypeError)
     device = model_device(model)
     total = torch.zeros((), dtype=torch.float64)
     correct = 0

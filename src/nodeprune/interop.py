@@ -8,10 +8,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._validation import check_instance, layer_names
 from .evaluate import batches
 from .masker import Masker
 from .scorers.base import Scorer
-from .strategies.ranking import layer_names, score_candidates
+from .strategies.ranking import score_candidates
 
 __all__ = ["ScorerImportance", "as_importance"]
 
@@ -95,8 +96,7 @@ def as_importance(
     >>> model[0].out_features
     4
     """
-    if not isinstance(scorer, Scorer):
-        raise TypeError(f"The 'scorer' parameter of as_importance must be a Scorer. Got {scorer!r} instead.")
+    check_instance("as_importance", "scorer", scorer, Scorer, "a Scorer")
     if example_inputs is None and getattr(scorer, "data", None) is None:
         raise TypeError(
             f"as_importance needs example_inputs for {type(scorer).__name__}, which has no data to take them from"

@@ -13,6 +13,7 @@ from ._ablation.sites import layer_sites
 from ._data import Data, LossFunction, batches
 from ._guard import weight_of
 from ._masking.discovery import copy_model
+from ._validation import check_int, check_layers_argument, check_ratio, layer_names
 from .masker import Masker
 from .scorers.census import TOL_HIGH, TOL_LOW
 from .scorers.loss_delta import LossDelta
@@ -53,20 +54,15 @@ def _uniform(shape: torch.Size, limit: float, like: torch.Tensor, generator: tor
     return values.to(dtype=like.dtype, device=like.device)
 
 
-def _check(min_important: object, max_iter: object, relax_at: object, relax_by: object, seed: object) -> None:
-    def fail(name: str, expected: str, value: object) -> ValueError:
-        return ValueError(f"The {name!r} parameter of reinitialise must be {expected}. Got {value!r} instead.")
-
-    if isinstance(min_important, bool) or not isinstance(min_important, (int, float)) or not 0 <= min_important < 1:
-        raise fail("min_important", "a float in [0, 1)", min_important)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
-        raise fail("max_iter", "an int >= 0", max_iter)
-    if relax_at is not None and (isinstance(relax_at, bool) or not isinstance(relax_at, int) or relax_at < 0):
-        raise fail("relax_at", "None or an int >= 0", relax_at)
-    if isinstance(relax_by, bool) or not isinstance(relax_by, (int, float)) or not 0 <= relax_by < 1:
-        raise fail("relax_by", "a float in [0, 1)", relax_by)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise fail("seed", "an int", seed)
+def _check(
+    min_important: object, max_iter: object, relax_at: object, relax_by: object, seed: object, layers: object
+) -> None:
+    check_ratio("reinitialise", "min_important", min_important)
+    check_int("reinitialise", "max_iter", max_iter, minimum=0)
+    check_int("reinitialise", "relax_at", relax_at, minimum=0, optional=True)
+    check_ratio("reinitialise", "relax_by", relax_by)
+    check_int("reinitialise", "seed", seed)
+    check_layers_argument("reinitialise", layers)
 
 
 def reinitialise(
@@ -144,13 +140,12 @@ def reinitialise(
     >>> result.model is model, result.reached["0"] or result.iterations["0"] == 20
     (False, True)
     """
-    _check(min_important, max_iter, relax_at, relax_by, seed)
+    _check(min_important, max_iter, relax_at, relax_by, seed, layers)
     example = next(iter(batches(data)))[0][:1]
     copy = copy_model(model)
     masker = Masker(copy, example)
-    names = [layer.name for layer in masker.layers] if layers is None else [masker.layer(n).name for n in layers]
     order = {layer.name: i for i, layer in enumerate(masker.layers)}
-    names = sorted(dict.fromkeys(names), key=order.__getitem__)
+    names = sorted(layer_names(masker, layers, "reinitialise"), key=order.__getitem__)
     scorer = LossDelta(data, loss_fn, verbose=False)
     generator = torch.Generator().manual_seed(seed)
     result = Reinitialised(model=copy)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ._guard import preserved_mode
+from ._validation import check_int, check_number
 from .adaptive_dropout import AdaptiveDropout, AdaptiveDropoutPruner
 from .evaluate import LossFunction, batch_loss
 from .masker import Masker, NodeLayer
@@ -98,18 +99,9 @@ class RetentionSchedule:
         return f"RetentionSchedule({fields})"
 
     def _check(self) -> None:
-        if isinstance(self.target, bool) or not isinstance(self.target, int) or self.target < 1:
-            raise ValueError(
-                f"The 'target' parameter of RetentionSchedule must be an int >= 1. Got {self.target!r} instead."
-            )
-        if isinstance(self.gamma, bool) or not isinstance(self.gamma, (int, float)) or not 0 < self.gamma < 1:
-            raise ValueError(
-                f"The 'gamma' parameter of RetentionSchedule must be a float in (0, 1). Got {self.gamma!r} instead."
-            )
-        if isinstance(self.period, bool) or not isinstance(self.period, int) or self.period < 1:
-            raise ValueError(
-                f"The 'period' parameter of RetentionSchedule must be an int >= 1. Got {self.period!r} instead."
-            )
+        check_int("RetentionSchedule", "target", self.target, minimum=1)
+        check_number("RetentionSchedule", "gamma", self.gamma, interval="(0, 1)")
+        check_int("RetentionSchedule", "period", self.period, minimum=1)
 
     def width(self, size: int, event: int) -> int:
         """The layer's width after event ``event`` (0 = before any), for an initial width ``size``."""
@@ -142,10 +134,7 @@ class RetentionSchedule:
         Returns the removed nodes (lowest retention first; empty when nothing was pruned).
         """
         self._check()
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(
-                f"The 'epoch' argument of RetentionSchedule.step must be an int >= 0. Got {epoch!r} instead."
-            )
+        check_int("RetentionSchedule.step", "epoch", epoch, minimum=0)
         layer = self._layer(masker)
         companions = [
             m for m in (masker.model.get_submodule(n) for n in layer.companions) if isinstance(m, AdaptiveDropout)

@@ -16,7 +16,6 @@ exact for Linear consumers, and for Conv consumers as long as a constant never m
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 
 from .._guard import weight_of
+from .._validation import check_number
 from .discovery import ConsumerSlice, NodeLayer
 
 if TYPE_CHECKING:
@@ -226,13 +226,6 @@ def fold(module: nn.Module, plan: InputSubstitution) -> None:
         rows = slice(group * out_per_group, (group + 1) * out_per_group)
         column = weight[rows, feature % in_per_group]
         bias[rows] += value * column.reshape(column.shape[0], -1).sum(dim=1)
-
-
-def check_number(owner: str, name: str, value: object) -> float:
-    """A finite float, or a ValueError naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"The {name!r} parameter of {owner} must be a finite float. Got {value!r} instead.")
-    return float(value)
 
 
 def read(

@@ -12,6 +12,8 @@ from typing import Any
 
 from torch import nn
 
+from .._validation import invalid
+
 __all__ = ["THESIS", "alpha2beta1_composite", "build_composite", "composite_names"]
 
 THESIS = "alpha2beta1"
@@ -148,15 +150,9 @@ def build_composite(spec: Any, model: nn.Module, bounds: Callable[[], tuple[floa
     if isinstance(spec, Composite):
         return spec
     if not isinstance(spec, str):
-        raise TypeError(
-            "The 'composite' parameter of Relevance must be a composite name or a zennit Composite. "
-            f"Got {spec!r} instead."
-        )
+        raise invalid("Relevance", "composite", "a composite name or a zennit Composite", spec, TypeError)
     if spec != THESIS and spec not in COMPOSITES:
-        raise ValueError(
-            f"The 'composite' parameter of Relevance must be one of {composite_names()} or a zennit Composite. "
-            f"Got {spec!r} instead."
-        )
+        raise invalid("Relevance", "composite", f"one of {composite_names()} or a zennit Composite", spec)
     canonizers = _batchnorm_canonizers(model)
     if spec == THESIS:
         return alpha2beta1_composite(canonizers=canonizers)

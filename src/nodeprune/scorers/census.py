@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
+
+from .._validation import check_number
 
 __all__ = ["TOL_HIGH", "TOL_LOW", "Census", "Classes", "LayerCensus", "classify"]
 
@@ -29,9 +30,8 @@ class Classes:
 
 
 def _check_tolerances(tol_low: float, tol_high: float) -> None:
-    for name, value in (("tol_low", tol_low), ("tol_high", tol_high)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"The {name!r} parameter of classify must be a finite float. Got {value!r} instead.")
+    check_number("classify", "tol_low", tol_low)
+    check_number("classify", "tol_high", tol_high)
     if tol_low > tol_high:
         raise ValueError(f"tol_low must not exceed tol_high; got tol_low={tol_low!r} and tol_high={tol_high!r}")
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._validation import check_choice, check_int, invalid
 from ..evaluate import DEFAULT_BATCH_SIZE, Data
 from ..masker import Masker, NodeLayer
 from ._activations import node_activations
@@ -125,19 +126,9 @@ class Distinctiveness(Scorer):
             or center == "mean"
             or (isinstance(center, (int, float)) and not isinstance(center, bool) and math.isfinite(center))
         ):
-            raise ValueError(
-                "The 'center' parameter of Distinctiveness must be a finite float (0.5: Gedeon's ±0.5), 'mean' "
-                f"or None. Got {center!r} instead."
-            )
-        if self.constant not in CONSTANT_OPTIONS:
-            raise ValueError(
-                f"The 'constant' parameter of Distinctiveness must be one of {list(CONSTANT_OPTIONS)}. "
-                f"Got {self.constant!r} instead."
-            )
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(
-                f"The 'batch_size' parameter of Distinctiveness must be an int >= 1. Got {self.batch_size!r} instead."
-            )
+            raise invalid("Distinctiveness", "center", "a finite float (0.5: Gedeon's ±0.5), 'mean' or None", center)
+        check_choice("Distinctiveness", "constant", self.constant, CONSTANT_OPTIONS)
+        check_int("Distinctiveness", "batch_size", self.batch_size, minimum=1)
 
     def angles(self, masker: Masker, layer: str) -> Angles:
         """All pairwise angles of the layer's nodes (removed ones included) over ``data``, as masked now."""

@@ -9,6 +9,8 @@ import torch
 from .._ablation import DEFAULT_BLOCK_BYTES, Outcomes, ablate, batch_hint, prime, reuse
 from .._data import Data, LossFunction, is_tensor_pair
 from .._guard import preserved_mode
+from .._validation import check_callable, check_int, invalid, layer_names
+from ..evaluate import evaluate
 from ..masker import Masker, NodeLayer, Nodes
 from .base import Scorer
 from .census import TOL_HIGH, TOL_LOW, Census, Classes, LayerCensus, classify
@@ -87,9 +89,9 @@ class LossDelta(Scorer):
         self.verbose = verbose
 
     def __repr__(self) -> str:
-        return f"{self._identity()[:-1]}, verbose={self.verbose!r})"
+        return f"{self.identity()[:-1]}, verbose={self.verbose!r})"
 
-    def _identity(self) -> str:
+    def identity(self) -> str:
         """The configuration that determines the scores (``verbose`` left out), e.g. for a checkpoint."""
         pair = is_tensor_pair(self.data)
         data = f"<{self.data[0].shape[0]} samples>" if pair else f"<{type(self.data).__name__}>"
@@ -97,18 +99,16 @@ class LossDelta(Scorer):
         return f"{type(self).__name__}(data={data}, loss_fn={loss}, block_bytes={self.block_bytes!r})"
 
     def _check(self) -> None:
-        if self.loss_fn is not None and not callable(self.loss_fn):
-            raise TypeError(
-                f"The 'loss_fn' parameter of LossDelta must be a callable or None. Got {self.loss_fn!r} instead."
-            )
-        if isinstance(self.block_bytes, bool) or not isinstance(self.block_bytes, int) or self.block_bytes < 1:
-            raise ValueError(
-                f"The 'block_bytes' parameter of LossDelta must be a positive int. Got {self.block_bytes!r} instead."
-            )
+        check_callable("LossDelta", "loss_fn", self.loss_fn)
+        check_int("LossDelta", "block_bytes", self.block_bytes, minimum=1)
         if isinstance(self.data, torch.Tensor):
-            raise TypeError(
-                "The 'data' parameter of LossDelta must be a DataLoader, an (X, y) tuple of tensors or an iterable "
-                "of (x, y) batches; got a single tensor (labels are needed for the loss)."
+            raise invalid(
+                "LossDelta",
+                "data",
+                "a DataLoader, an (X, y) tuple of tensors or an iterable of (x, y) batches (labels are needed "
+                "for the loss), not a single tensor",
+                f"<tensor of shape {tuple(self.data.shape)}>",
+                TypeError,
             )
 
     def _score(self, masker: Masker, layer: NodeLayer, nodes: torch.Tensor) -> torch.Tensor:
@@ -120,9 +120,21 @@ class LossDelta(Scorer):
             masker, layer, nodes, self.data, self.loss_fn, block_bytes=self.block_bytes, progress=self.verbose
         )
 
-    def _batch_hint(self, masker: Masker, layer: str) -> int | None:
-        """Candidates per call that keep the engine's passes full (for a strategy's chunked scan)."""
+    def chunk_size(self, masker: Masker, layer: str) -> int | None:
+        """Candidates per call that keep the engine's passes full (for a strategy's chunked scan).
+
+        None until the engine has prepared the layer (the first call of a strategy's run).
+        """
         return batch_hint(masker, masker.layer(layer), self.data, self.loss_fn, self.block_bytes)
+
+    def evaluate(self, masker: Masker) -> tuple[float, float]:
+        """Mean loss and accuracy of the model as currently masked on ``data``, with ``loss_fn``."""
+        return self.evaluate_on(masker, self.data)
+
+    def evaluate_on(self, masker: Masker, data: Data) -> tuple[float, float]:
+        """Mean loss and accuracy of the model as currently masked on ``data``, with this scorer's ``loss_fn``."""
+        with masker.applied():
+            return evaluate(masker.model, data, self.loss_fn)
 
     def outcomes(self, masker: Masker, layer: str, candidates: Nodes | None = None) -> Outcomes:
         """Scores, and the loss and accuracy of the model without each candidate (and with all of them).
@@ -146,8 +158,7 @@ class LossDelta(Scorer):
         if not isinstance(masker, Masker):
             raise TypeError(f"score_all needs a nodeprune Masker; got {type(masker).__name__}")
         self._check()
-        names = [layer.name for layer in masker.layers] if layers is None else [masker.layer(n).name for n in layers]
-        names = list(dict.fromkeys(names))
+        names = layer_names(masker, layers, "score_all")
         with reuse(), preserved_mode(masker.model):
             prime(masker, [masker.layer(name) for name in names], self.data, self.loss_fn)
             return {name: self.score(masker, name) for name in names}
@@ -182,7 +193,7 @@ class LossDelta(Scorer):
         in forward order; the thesis lists them backward).
         """
         classify(torch.zeros(0), tol_low, tol_high)  # validate the tolerances before any work
-        names = [layer.name for layer in masker.layers] if layers is None else [masker.layer(n).name for n in layers]
+        names = layer_names(masker, layers, "census")
         scores = self.score_all(masker, names)
         result: dict[str, LayerCensus] = {}
         for name, score in scores.items():

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 
 from .._guard import weight_of
+from .._validation import check_choice
 from ..masker import Masker, NodeLayer
 from .base import Scorer
 
@@ -77,10 +78,7 @@ class Magnitude(Scorer):
         self.stat = stat
 
     def _score(self, masker: Masker, layer: NodeLayer, nodes: torch.Tensor) -> torch.Tensor:
-        if self.stat not in STATISTICS:
-            raise ValueError(
-                f"The 'stat' parameter of Magnitude must be one of {sorted(STATISTICS)}. Got {self.stat!r} instead."
-            )
+        check_choice("Magnitude", "stat", self.stat, sorted(STATISTICS))
         filters = node_filters(masker, layer)
         return STATISTICS[self.stat](filters[nodes].double())
 

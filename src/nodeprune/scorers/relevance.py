@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from .._guard import model_device, preserved_mode
 from .._masking.capture import Captured, capture_inputs, capture_outputs
+from .._validation import check_choice, check_int, layer_names
 from ..evaluate import Data, batches, check_batch, check_output
 from ..masker import Masker, NodeLayer
 from ._lrp import THESIS, alpha2beta1_composite, build_composite, composite_names
@@ -129,10 +130,8 @@ class Relevance(Scorer):
         """
         if not isinstance(masker, Masker):
             raise TypeError(f"score_all needs a nodeprune Masker; got {type(masker).__name__}")
-        if isinstance(layers, str):
-            raise TypeError("The 'layers' parameter of score_all must be a list of layer names, not a string.")
-        names = [layer.name for layer in masker.layers] if layers is None else [masker.layer(n).name for n in layers]
-        targets = [masker.layer(name) for name in dict.fromkeys(names)]
+        names = layer_names(masker, layers, "score_all")
+        targets = [masker.layer(name) for name in names]
         with preserved_mode(masker.model):
             scores = self._scores(masker, targets)
         return {name: scores[name].detach().to(device="cpu", dtype=torch.float64) for name in dict.fromkeys(names)}
@@ -147,14 +146,8 @@ class Relevance(Scorer):
             ("position", self.position, POSITIONS),
             ("target", self.target, TARGETS),
         ):
-            if value not in valid:
-                raise ValueError(
-                    f"The {option!r} parameter of Relevance must be one of {list(valid)}. Got {value!r} instead."
-                )
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(
-                f"The 'batch_size' parameter of Relevance must be an int >= 1. Got {self.batch_size!r} instead."
-            )
+            check_choice("Relevance", option, value, list(valid))
+        check_int("Relevance", "batch_size", self.batch_size, minimum=1)
 
     def _bounds(self) -> tuple[float, float]:
         low, high = float("inf"), float("-inf")

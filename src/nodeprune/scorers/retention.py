@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from .._validation import check_int
 from ..adaptive_dropout import AdaptiveDropout
 from ..evaluate import DEFAULT_BATCH_SIZE, Data
 from ..masker import Masker, NodeLayer
@@ -59,10 +60,7 @@ class Retention(Scorer):
         self.batch_size = batch_size
 
     def _score(self, masker: Masker, layer: NodeLayer, nodes: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(
-                f"The 'batch_size' parameter of Retention must be an int >= 1. Got {self.batch_size!r} instead."
-            )
+        check_int("Retention", "batch_size", self.batch_size, minimum=1)
         names = [n for n in layer.companions if isinstance(masker.model.get_submodule(n), AdaptiveDropout)]
         if not names:
             raise ValueError(

@@ -7,9 +7,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._validation import invalid
 from ..masker import Masker
 from ..scorers.base import Scorer
-from ..scorers.loss_delta import LossDelta
 from .iterative import DEFAULT_THRESHOLD, Iterative, _Run
 
 __all__ = ["Greedy"]
@@ -31,7 +31,8 @@ class Greedy(Iterative):
     2–11 times faster).
 
     The scan is computed in chunks of consecutive candidates (one after a removal, twice as many each time
-    none qualifies, up to what fills the engine's passes), which are scored together; the result is that
+    none qualifies, up to the scorer's :meth:`~nodeprune.scorers.base.Scorer.chunk_size`, at most 64),
+    which are scored together; the result is that
     of one-by-one scoring. ``evaluations`` counts the nodes the algorithm scores; ``computed`` also the
     chunk's look-ahead after a removal.
 
@@ -101,7 +102,7 @@ class Greedy(Iterative):
             or math.isnan(value)
             or value <= self.threshold
         ):
-            raise self._fail("ignore_above", f"None or a float above threshold={self.threshold!r}", value)
+            raise invalid("Greedy", "ignore_above", f"None or a float above threshold={self.threshold!r}", value)
 
     def _extra_config(self) -> dict[str, Any]:
         return {"ignore_above": self.ignore_above}
@@ -111,7 +112,6 @@ class Greedy(Iterative):
         ignored = set(run.ignored())
         candidates = [node for node in run.kept(layer) if node not in ignored]
         index, chunk = 0, FIRST_CHUNK
-        hint = self.scorer._batch_hint if isinstance(self.scorer, LossDelta) else None
         while index < len(candidates) and run.can_remove(layer):
             block = candidates[index : index + chunk]
             scores, losses, accuracies = run.assess(layer, block)
@@ -129,5 +129,5 @@ class Greedy(Iterative):
                     run.ignore(node)
                 else:
                     index += 1
-            largest = (hint(run.masker, layer) if hint is not None else None) or LARGEST_CHUNK
+            largest = self.scorer.chunk_size(run.masker, layer) or LARGEST_CHUNK
             chunk = FIRST_CHUNK if removed else min(2 * chunk, largest, LARGEST_CHUNK)

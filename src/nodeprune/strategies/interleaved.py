@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Sequence
 from typing import TypeVar
 
 import torch
 
+from .._validation import check_choice, check_instance, check_number, check_ratio, layer_names
 from ..masker import Masker
 from ..scorers.base import Scorer
 from .base import PruneResult, Strategy
-from .ranking import Ranking, apply, ascending, check_common, layer_names, score_candidates
+from .ranking import Ranking, apply, ascending, check_common, score_candidates
 
 __all__ = ["LEADS", "DeltaInterleaved", "interleave"]
 
@@ -53,10 +53,8 @@ def interleave(first: Sequence[T], second: Sequence[T], delta: float, lead: str 
     >>> interleave(["a", "b", "c"], ["c", "a", "b"], 0.5, lead="second")
     ['c', 'a', 'b']
     """
-    if not _is_fraction(delta, closed=True):
-        raise ValueError(f"The 'delta' parameter must be a float in [0, 1]. Got {delta!r} instead.")
-    if lead not in LEADS:
-        raise ValueError(f"The 'lead' parameter must be one of {list(LEADS)}. Got {lead!r} instead.")
+    check_number("interleave", "delta", delta, interval="[0, 1]")
+    check_choice("interleave", "lead", lead, LEADS)
     rates = ((first, 1 - delta), (second, delta)) if lead == "first" else ((second, delta), (first, 1 - delta))
     merged: list[T] = []
     accumulators = [0.0, 0.0]
@@ -69,12 +67,6 @@ def interleave(first: Sequence[T], second: Sequence[T], delta: float, lead: str 
                 positions[k] += 1
                 accumulators[k] -= 1
     return list(dict.fromkeys(merged))
-
-
-def _is_fraction(value: object, closed: bool) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        return False
-    return 0 <= value <= 1 if closed else 0 <= value < 1
 
 
 class DeltaInterleaved(Strategy):
@@ -151,23 +143,10 @@ class DeltaInterleaved(Strategy):
 
     def _check(self, masker: Masker) -> None:
         for option in ("first", "second"):
-            if not isinstance(getattr(self, option), Scorer):
-                raise TypeError(
-                    f"The {option!r} parameter of DeltaInterleaved must be a Scorer. "
-                    f"Got {getattr(self, option)!r} instead."
-                )
-        if not _is_fraction(self.delta, closed=True):
-            raise ValueError(
-                f"The 'delta' parameter of DeltaInterleaved must be a float in [0, 1]. Got {self.delta!r} instead."
-            )
-        if not _is_fraction(self.ratio, closed=False):
-            raise ValueError(
-                f"The 'ratio' parameter of DeltaInterleaved must be a float in [0, 1). Got {self.ratio!r} instead."
-            )
-        if self.lead not in LEADS:
-            raise ValueError(
-                f"The 'lead' parameter of DeltaInterleaved must be one of {list(LEADS)}. Got {self.lead!r} instead."
-            )
+            check_instance("DeltaInterleaved", option, getattr(self, option), Scorer, "a Scorer")
+        check_number("DeltaInterleaved", "delta", self.delta, interval="[0, 1]")
+        check_ratio("DeltaInterleaved", "ratio", self.ratio)
+        check_choice("DeltaInterleaved", "lead", self.lead, LEADS)
         check_common("DeltaInterleaved", masker, self.scope, self.min_keep, self.layers)
 
     def ranking(self, masker: Masker) -> Ranking:
@@ -180,7 +159,7 @@ class DeltaInterleaved(Strategy):
         return self._rank(masker)
 
     def _rank(self, masker: Masker) -> Ranking:
-        names = layer_names(masker, self.layers)
+        names = layer_names(masker, self.layers, "DeltaInterleaved")
         orders = []
         evaluations = 0
         for scorer in (self.first, self.second):

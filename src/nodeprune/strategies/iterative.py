@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from abc import abstractmethod
@@ -17,10 +16,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .._ablation import reuse
-from ..evaluate import evaluate
+from .._validation import check_bool, check_choice, check_instance, check_int, check_number, invalid, layer_names
 from ..masker import Masker
 from ..scorers.base import Scorer
-from ..scorers.loss_delta import LossDelta
 from . import _checkpoint
 from .base import PruneResult, Removal, Strategy
 
@@ -65,48 +63,33 @@ class Iterative(Strategy):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ validation
-    def _fail(self, name: str, expected: str, value: object) -> ValueError:
-        return ValueError(f"The {name!r} parameter of {type(self).__name__} must be {expected}. Got {value!r} instead.")
-
     def _check(self, masker: Masker) -> None:
-        if not isinstance(self.scorer, Scorer):
-            raise TypeError(
-                f"The 'scorer' parameter of {type(self).__name__} must be a Scorer. Got {self.scorer!r} instead."
-            )
-        if (
-            isinstance(self.threshold, bool)
-            or not isinstance(self.threshold, (int, float))
-            or not math.isfinite(self.threshold)
-        ):
-            raise self._fail("threshold", "a finite float", self.threshold)
-        if isinstance(self.min_keep, bool) or not isinstance(self.min_keep, int) or self.min_keep < 1:
-            raise self._fail("min_keep", "an int >= 1", self.min_keep)
-        if self.order not in ORDERS:
-            raise self._fail("order", f"one of {list(ORDERS)}", self.order)
-        if isinstance(self.layers, str):
-            raise self._fail("layers", "a list of layer names, not a string", self.layers)
-        for name in self.layers or ():
-            masker.layer(name)
+        owner = type(self).__name__
+        check_instance(owner, "scorer", self.scorer, Scorer, "a Scorer")
+        check_number(owner, "threshold", self.threshold)
+        check_int(owner, "min_keep", self.min_keep, minimum=1)
+        check_choice(owner, "order", self.order, ORDERS)
+        layer_names(masker, self.layers, owner)
         if self.monitor is not None and (
             not isinstance(self.monitor, Mapping) or not all(isinstance(k, str) for k in self.monitor)
         ):
-            raise self._fail("monitor", "a dict of name to data", self.monitor)
+            raise invalid(owner, "monitor", "a dict of name to data", self.monitor)
         if self.monitor is not None and "selection" in self.monitor:
-            raise self._fail(
+            raise invalid(
+                owner,
                 "monitor",
                 "a dict without the name 'selection' (pass the selection set as 'selection')",
                 list(self.monitor),
             )
-        if not isinstance(self.rollback, bool):
-            raise self._fail("rollback", "a bool", self.rollback)
+        check_bool(owner, "rollback", self.rollback)
         if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
-            raise self._fail("checkpoint", "a path or None", self.checkpoint)
+            raise invalid(owner, "checkpoint", "a path or None", self.checkpoint)
 
     def _config(self) -> dict[str, Any]:
         """The configuration a checkpoint must match (JSON-normalised)."""
         config = {
             "strategy": type(self).__name__,
-            "scorer": self.scorer._identity() if isinstance(self.scorer, LossDelta) else repr(self.scorer),
+            "scorer": self.scorer.identity(),
             "threshold": self.threshold,
             "min_keep": self.min_keep,
             "layers": None if self.layers is None else list(self.layers),
@@ -123,10 +106,7 @@ class Iterative(Strategy):
         return {}
 
     def _order(self, masker: Masker) -> list[str]:
-        if self.layers is None:
-            names = [layer.name for layer in masker.layers]
-        else:
-            names = list(dict.fromkeys(masker.layer(n).name for n in self.layers))
+        names = layer_names(masker, self.layers, type(self).__name__)
         if self.order == "given":
             return names
         position = {layer.name: i for i, layer in enumerate(masker.layers)}
@@ -191,23 +171,19 @@ class _Run:
 
     # measurements
     def _evaluate(self, data: Any) -> tuple[float, float]:
-        loss_fn = self.strategy.scorer.loss_fn if isinstance(self.strategy.scorer, LossDelta) else None
-        with self.masker.applied():
-            return evaluate(self.masker.model, data, loss_fn)
+        return self.strategy.scorer.evaluate_on(self.masker, data)
 
     def _pruning_set(self) -> tuple[float, float] | None:
-        scorer = self.strategy.scorer
-        return self._evaluate(scorer.data) if isinstance(scorer, LossDelta) else None
+        return self.strategy.scorer.evaluate(self.masker)
 
     def assess(self, layer: str, nodes: list[int]) -> tuple[list[float], list[float | None], list[float | None]]:
         """Scores of ``nodes`` against the current model, with the pruning-set loss and accuracy without each."""
         scorer = self.strategy.scorer
         self.state.computed += len(nodes) if scorer.evaluates_nodes else 0
-        if isinstance(scorer, LossDelta):
-            outcome = scorer.outcomes(self.masker, layer, nodes)
-            return outcome.score.tolist(), outcome.loss.tolist(), outcome.accuracy.tolist()
-        scores = scorer.score(self.masker, layer, nodes).tolist()
-        return scores, [None] * len(nodes), [None] * len(nodes)
+        outcome = scorer.outcomes(self.masker, layer, nodes)
+        losses: list[float | None] = [None] * len(nodes) if outcome.loss is None else outcome.loss.tolist()
+        accuracies: list[float | None] = [None] * len(nodes) if outcome.accuracy is None else outcome.accuracy.tolist()
+        return outcome.score.tolist(), losses, accuracies
 
     def count(self, evaluations: int) -> None:
         """Count single-node evaluations as the algorithm makes them."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._validation import check_choice, check_instance, check_int, check_number, layer_names
 from ..masker import Masker
 from ..scorers.distinctiveness import Angles, Distinctiveness
 from .base import PruneResult, Removal, Strategy
@@ -165,32 +166,18 @@ class Merge(Strategy):
         self.layers = layers
 
     def _check(self, masker: Masker) -> None:
-        if not isinstance(self.scorer, Distinctiveness):
-            raise TypeError(f"The 'scorer' parameter of Merge must be a Distinctiveness. Got {self.scorer!r} instead.")
+        check_instance("Merge", "scorer", self.scorer, Distinctiveness, "a Distinctiveness")
         self.scorer._check()
         for name in ("similar", "complementary"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 180:
-                raise ValueError(
-                    f"The {name!r} parameter of Merge must be an angle in [0, 180]. Got {value!r} instead."
-                )
+            check_number("Merge", name, getattr(self, name), interval="[0, 180]")
         if not self.similar < self.complementary:
             raise ValueError(
                 f"Merge needs similar < complementary. Got similar={self.similar!r}, "
                 f"complementary={self.complementary!r} instead."
             )
-        if self.on_complementary not in COMPLEMENTARY_ACTIONS:
-            raise ValueError(
-                f"The 'on_complementary' parameter of Merge must be one of {list(COMPLEMENTARY_ACTIONS)}. "
-                f"Got {self.on_complementary!r} instead."
-            )
-        if self.constant not in CONSTANT_ACTIONS:
-            raise ValueError(
-                f"The 'constant' parameter of Merge must be one of {list(CONSTANT_ACTIONS)}. "
-                f"Got {self.constant!r} instead."
-            )
-        if isinstance(self.min_keep, bool) or not isinstance(self.min_keep, int) or self.min_keep < 1:
-            raise ValueError(f"The 'min_keep' parameter of Merge must be an int >= 1. Got {self.min_keep!r} instead.")
+        check_choice("Merge", "on_complementary", self.on_complementary, COMPLEMENTARY_ACTIONS)
+        check_choice("Merge", "constant", self.constant, CONSTANT_ACTIONS)
+        check_int("Merge", "min_keep", self.min_keep, minimum=1)
         for name in self._names(masker):
             problem = masker._substitution_problem(name, constant=self._folds_constants())
             if problem is not None:
@@ -200,9 +187,7 @@ class Merge(Strategy):
         return self.on_complementary != "remove" or self.constant == "replace"
 
     def _names(self, masker: Masker) -> list[str]:
-        if self.layers is None:
-            return [layer.name for layer in masker.layers]
-        return list(dict.fromkeys(masker.layer(name).name for name in self.layers))
+        return layer_names(masker, self.layers, "Merge")
 
     def plan(self, masker: Masker) -> list[Pair]:
         """The actions :meth:`prune` would take on the model as masked now, without taking them."""

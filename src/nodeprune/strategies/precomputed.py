@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
+from .._validation import check_instance, check_number, check_ratio, layer_names
 from ..masker import Masker
 from ..scorers.base import Scorer
 from .base import PruneResult, Strategy
-from .ranking import Ranking, apply, ascending, check_common, full_scores, layer_names, score_candidates
+from .ranking import Ranking, apply, ascending, check_common, full_scores, score_candidates
 
 __all__ = ["PreComputed"]
 
@@ -74,22 +74,13 @@ class PreComputed(Strategy):
         self.layers = layers
 
     def _check(self, masker: Masker) -> None:
-        if not isinstance(self.scorer, Scorer):
-            raise TypeError(f"The 'scorer' parameter of PreComputed must be a Scorer. Got {self.scorer!r} instead.")
+        check_instance("PreComputed", "scorer", self.scorer, Scorer, "a Scorer")
         if self.threshold is not None and self.ratio is not None:
             raise ValueError("PreComputed takes either 'threshold' or 'ratio', not both.")
-        if self.ratio is not None and not (
-            isinstance(self.ratio, (int, float)) and not isinstance(self.ratio, bool) and 0 <= self.ratio < 1
-        ):
-            raise ValueError(
-                f"The 'ratio' parameter of PreComputed must be a float in [0, 1). Got {self.ratio!r} instead."
-            )
-        if self.threshold is not None and not (
-            isinstance(self.threshold, (int, float)) and math.isfinite(self.threshold)
-        ):
-            raise ValueError(
-                f"The 'threshold' parameter of PreComputed must be a finite float. Got {self.threshold!r} instead."
-            )
+        if self.ratio is not None:  # None: the threshold decides
+            check_ratio("PreComputed", "ratio", self.ratio)
+        if self.threshold is not None:
+            check_number("PreComputed", "threshold", self.threshold)
         check_common("PreComputed", masker, self.scope, self.min_keep, self.layers)
 
     def ranking(self, masker: Masker) -> Ranking:
@@ -102,7 +93,7 @@ class PreComputed(Strategy):
         return self._rank(masker, self.scope)
 
     def _rank(self, masker: Masker, scope: str) -> Ranking:
-        names = layer_names(masker, self.layers)
+        names = layer_names(masker, self.layers, "PreComputed")
         candidates, scores, evaluations = score_candidates(self.scorer, masker, names)
         return Ranking(
             scope=scope,

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .._data import LossFunction
+from .._validation import check_callable, check_int, layer_names
 from ..evaluate import evaluate
 from ..masker import Masker
 from .base import PruneResult, Removal, Strategy
@@ -17,21 +18,15 @@ __all__ = ["RandomRemoval", "RandomShrink"]
 
 
 def _names(masker: Masker, layers: Sequence[str] | None, backward: bool) -> list[str]:
-    names = [layer.name for layer in masker.layers] if layers is None else [masker.layer(n).name for n in layers]
-    names = list(dict.fromkeys(names))
+    names = layer_names(masker, layers)
     return names[::-1] if backward and layers is None else names
 
 
 def _check_common(strategy: Strategy, masker: Masker, seed: object, min_keep: object, layers: object) -> None:
     name = type(strategy).__name__
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"The 'seed' parameter of {name} must be an int. Got {seed!r} instead.")
-    if isinstance(min_keep, bool) or not isinstance(min_keep, int) or min_keep < 1:
-        raise ValueError(f"The 'min_keep' parameter of {name} must be an int >= 1. Got {min_keep!r} instead.")
-    if isinstance(layers, str):
-        raise ValueError(f"The 'layers' parameter of {name} must be a list of layer names. Got {layers!r} instead.")
-    for layer in layers or ():  # type: ignore[attr-defined]
-        masker.layer(layer)
+    check_int(name, "seed", seed)
+    check_int(name, "min_keep", min_keep, minimum=1)
+    layer_names(masker, layers, name)  # type: ignore[arg-type]  # checked there
 
 
 def _relative_gain(loss: float, best: float) -> float:
@@ -78,8 +73,7 @@ class RandomRemoval(Strategy):
         self.min_keep = min_keep
 
     def _check(self, masker: Masker) -> None:
-        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 0:
-            raise ValueError(f"The 'n' parameter of RandomRemoval must be an int >= 0. Got {self.n!r} instead.")
+        check_int("RandomRemoval", "n", self.n, minimum=0)
         _check_common(self, masker, self.seed, self.min_keep, self.layers)
         for name in _names(masker, self.layers, backward=False):
             kept = masker.kept(name)
@@ -165,12 +159,10 @@ class RandomShrink(Strategy):
         self.min_keep = min_keep
 
     def _check(self, masker: Masker) -> None:
-        for name, value in (("n", self.n), ("attempts", self.attempts)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"The {name!r} parameter of RandomShrink must be an int >= 1. Got {value!r} instead.")
+        check_int("RandomShrink", "n", self.n, minimum=1)
+        check_int("RandomShrink", "attempts", self.attempts, minimum=1)
         _check_common(self, masker, self.seed, self.min_keep, self.layers)
-        if self.loss_fn is not None and not callable(self.loss_fn):
-            raise TypeError(f"The 'loss_fn' parameter of RandomShrink must be callable. Got {self.loss_fn!r} instead.")
+        check_callable("RandomShrink", "loss_fn", self.loss_fn)
 
     def _evaluate(self, masker: Masker) -> tuple[float, float]:
         with masker.applied():

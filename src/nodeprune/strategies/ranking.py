@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .._validation import check_choice, check_int, check_ratio, layer_names
 from ..masker import Masker
 from ..scorers.base import Scorer
 from .base import PruneResult, Removal
@@ -71,8 +72,7 @@ class Ranking:
 
     def take(self, ratio: float) -> dict[str, list[tuple[int, float]]]:
         """The removals at ``ratio``: ``floor(ratio · len(pool))`` per pool, by layer, in removal order."""
-        if not (isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and 0 <= ratio < 1):
-            raise ValueError(f"The 'ratio' parameter must be a float in [0, 1). Got {ratio!r} instead.")
+        check_ratio("Ranking.take", "ratio", ratio)
         return self.walk({pool: math.floor(ratio * len(entries)) for pool, entries in self.pools.items()})
 
     def walk(
@@ -159,18 +159,6 @@ def apply(masker: Masker, result: PruneResult, chosen: dict[str, list[tuple[int,
 
 def check_common(owner: str, masker: Masker, scope: str, min_keep: object, layers: Sequence[str] | None) -> None:
     """The checks every ranking strategy shares; ValueError naming ``owner``'s parameter."""
-    if scope not in SCOPES:
-        raise ValueError(f"The 'scope' parameter of {owner} must be 'layer' or 'global'. Got {scope!r} instead.")
-    if isinstance(min_keep, bool) or not isinstance(min_keep, int) or min_keep < 1:
-        raise ValueError(f"The 'min_keep' parameter of {owner} must be an int >= 1. Got {min_keep!r} instead.")
-    if isinstance(layers, str):
-        raise TypeError(f"The 'layers' parameter of {owner} must be a list of layer names, not a string.")
-    for name in layers or ():
-        masker.layer(name)
-
-
-def layer_names(masker: Masker, layers: Sequence[str] | None) -> list[str]:
-    """The masker's layer names (all, or the given ones resolved, without repeats, in the given order)."""
-    if layers is None:
-        return [layer.name for layer in masker.layers]
-    return list(dict.fromkeys(masker.layer(name).name for name in layers))
+    check_choice(owner, "scope", scope, SCOPES)
+    check_int(owner, "min_keep", min_keep, minimum=1)
+    layer_names(masker, layers, owner)
