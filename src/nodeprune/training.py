@@ -59,11 +59,12 @@ class RetentionSchedule:
 
     .. math:: n_k = \max\bigl(\mathrm{target},\ \mathrm{round}(n_0 (1 - \gamma)^k)\bigr)
 
-    nodes — the cumulative pruned fraction :math:`1 - (1 - \gamma)^k` of Algorithm 1, lines 3–7, read as in
-    spec §1.5 — by removing the kept nodes with the lowest :class:`~nodeprune.Retention` score (mean
-    retention probability over the last epoch; ties go to the lower index, spec D5). Halves round up
-    (spec D4 leaves it open). Then the retention sums are reset, so that each event sees exactly the last
-    complete epoch (spec D3). Removals go through the masker: keep it attached (``masker.attach()``) while
+    nodes — the cumulative pruned fraction :math:`1 - (1 - \gamma)^k` of Algorithm 1, lines 3–7 (line 7 is garbled;
+    nodeprune's reading) — by removing the kept nodes with the lowest :class:`~nodeprune.Retention` score (mean
+    retention probability over the last epoch; ties go to the lower index, nodeprune's choice). Halves round up
+    (Algorithm 1 leaves it open). Then the retention sums are reset, so that each event sees exactly the last
+    complete epoch (our reading of line 19 of Algorithm 1).
+    Removals go through the masker: keep it attached (``masker.attach()``) while
     training so that removed nodes stay off, and ``compact()`` at the end.
 
     Parameters

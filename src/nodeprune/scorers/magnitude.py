@@ -52,7 +52,7 @@ class Magnitude(Scorer):
     | ``l2``       | —                      | :math:`(\sum_k W_{j,k}^2)^{1/2}`                |
 
     Zhao describes them only as "similar statistical measures … for the parameters of each channel"
-    (§3.4.2); the output filter :math:`W[c, :, :, :]` without the bias is the spec's reading (§1.3). The
+    (§3.4.2); the output filter :math:`W[c, :, :, :]` without the bias is nodeprune's reading (Zhao has no code). The
     signed ones rank the most negative filters first, which is why ``mean`` and ``min`` collapse the
     thesis's VGG already at 10 % (Table B.2).
 

@@ -30,8 +30,9 @@ class Retention(Scorer):
     ----------
     data : DataLoader, (X, y) tuple of tensors, tensor X, or iterable of (x, y) batches, default=None
         None reads the sums the AdaptiveDropout modules accumulated in train mode since their last
-        ``reset_retention()`` (the last epoch, with ``RetentionSchedule``: spec D3's choice). Given data,
-        :math:`p` is recomputed in eval mode over it, with the current weights and masks (spec D3's
+        ``reset_retention()`` (the last epoch, with ``RetentionSchedule``: our reading of Algorithm 1,
+        line 19). Given data,
+        :math:`p` is recomputed in eval mode over it, with the current weights and masks (nodeprune's
         equivalent for a post-hoc score; it differs from the accumulated one only by the weights' drift
         within the epoch).
     batch_size : int, default=256
@@ -41,7 +42,7 @@ class Retention(Scorer):
     -----
     Only layers followed by an AdaptiveDropout (``NodeLayer.companions``) can be scored. For a convolution
     the mean runs over examples and positions. Ties are left as they are; ``RetentionSchedule`` breaks them
-    by the lower index (spec D5).
+    by the lower index (nodeprune's choice; the paper does not say).
 
     Examples
     --------

@@ -101,7 +101,7 @@ class DeltaInterleaved(Strategy):
         Fraction of the kept nodes to remove, in ``[0, 1)``; Zhao prunes 10 %, 20 %, …, 90 % (§4.4.4).
     scope : {"global", "layer"}, default="global"
         Rank all layers' nodes together (Zhao's single list of ``(layer, channel)`` keys, "of the total
-        channels", §4.4.4; spec §1.4) or apply ``ratio`` within each layer.
+        channels", §4.4.4) or apply ``ratio`` within each layer.
     lead : {"first", "second"}, default="first"
         Which order picks first when both pick in the same step: Listing 4.4 checks ``first`` first.
     min_keep : int, default=1

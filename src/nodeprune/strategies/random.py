@@ -59,7 +59,7 @@ class RandomRemoval(Strategy):
         Layers to prune; None means all of them (in forward order, one generator for all).
     min_keep : int, default=1
         A layer whose kept nodes minus ``n`` would fall below this raises ValueError before anything
-        changes (the thesis's code silently re-picked removed nodes from an empty list; spec §1.1).
+        changes (the thesis's code silently re-picked removed nodes from an empty list; Algorithm 1).
 
     Examples
     --------
