@@ -64,6 +64,15 @@ class AdaptiveDropout(nn.Module):
     retention_count : Tensor
         float64 scalar: the number of terms in each entry of ``retention_sum``.
 
+    References
+    ----------
+    - A. Dutta and P. Mitra, *A minimal gradient flow method for adaptive node pruning in convolutional
+      networks*, preprint, Indian Institute of Science and IIT Kharagpur, 2019;
+      §4–5 (Eqs. 1–6), Algorithm 1 (§6), §7.4 (the "(L)" variant).
+    - J. Ba and B. Frey, *Adaptive dropout for training deep neural networks*, Advances in Neural Information
+      Processing Systems 26 (NIPS 2013), pp. 3084–3092, 2013;
+      the Standout model and its approximate gradient.
+
     Examples
     --------
     >>> import torch, nodeprune as npr

@@ -133,6 +133,12 @@ def reinitialise(
         The new model, and per layer the rounds used, the final important fraction and whether the target
         was reached.
 
+    References
+    ----------
+    - L. G. G. Charpentier, *To prune or not to prune: Exploring the effects of nodes in neural networks*,
+      Master's thesis, Department of Informatics, University of Oslo, 2020;
+      Algorithm 7, §4.9 (Tables 4.30/4.31).
+
     Examples
     --------
     >>> import torch

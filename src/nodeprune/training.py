@@ -78,6 +78,12 @@ class RetentionSchedule:
     layer : str, default=None
         The layer to prune; None means the masker's only layer followed by an AdaptiveDropout.
 
+    References
+    ----------
+    - A. Dutta and P. Mitra, *A minimal gradient flow method for adaptive node pruning in convolutional
+      networks*, preprint, Indian Institute of Science and IIT Kharagpur, 2019;
+      Algorithm 1 (§6), lines 3–7 and 19–20, and Appendix A (γ = 0.5, period 25).
+
     Examples
     --------
     >>> from nodeprune.training import RetentionSchedule

@@ -87,8 +87,12 @@ class Distinctiveness(Scorer):
 
     References
     ----------
-    J. Ma, *Network Pruning Technique – Implementation and Analysis* (ANU), §2.2 (15°/165° rules, all
-    training data); T. Gedeon and D. Harries, *Network reduction techniques*, 1991 (±0.5 normalisation).
+    - J. Ma, *Network pruning technique – implementation and analysis*, research report, Research School of
+      Computer Science, Australian National University, undated (its sources were accessed in 2018);
+      §2.2 (15°/165° rules, all training data).
+    - T. Gedeon and D. Harries, *Network reduction techniques*, Proceedings of the International Conference on
+      Neural Networks Methodologies and Applications, vol. 1, pp. 119–126, 1991;
+      the distinctiveness angles and the ±0.5 normalisation.
 
     Examples
     --------

@@ -63,6 +63,15 @@ class Magnitude(Scorer):
         Table B.2: the best of the six at every level from 10 to 50 %), the L1 filter norm of Li et al.
         (2017) divided by the fan-in, so that layers with different fan-ins compare in a global ranking.
 
+    References
+    ----------
+    - Z. Zhao, *Exploring relevance-based pruning strategies in VGG models: A comparative study*, 2nd-level
+      degree (master's) thesis, ICT for Smart Societies, Politecnico di Torino, 2024;
+      §3.4.2 and §4.4.3 (the parameter criterion), Table B.2.
+    - H. Li, A. Kadav, I. Durdanovic, H. Samet and H. P. Graf, *Pruning filters for efficient ConvNets*,
+      International Conference on Learning Representations (ICLR), 2017;
+      §3.1 (the L1 filter norm).
+
     Examples
     --------
     >>> import torch, nodeprune as npr

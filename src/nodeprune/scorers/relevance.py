@@ -85,8 +85,12 @@ class Relevance(Scorer):
 
     References
     ----------
-    Zhao (2024), Exploring relevance-based pruning strategies in VGG models, §3.3–3.4, §4.3–4.4, Table B.1.
-    Yeom et al. (2021), Pruning by explaining, Pattern Recognition 115, 107899.
+    - Z. Zhao, *Exploring relevance-based pruning strategies in VGG models: A comparative study*, 2nd-level
+      degree (master's) thesis, ICT for Smart Societies, Politecnico di Torino, 2024;
+      §3.3–3.4, §4.3–4.4, Listings 3.4 and 4.2, Table B.1.
+    - S.-K. Yeom, P. Seegerer, S. Lapuschkin, A. Binder, S. Wiedemann, K.-R. Müller and W. Samek, *Pruning by
+      explaining: A novel criterion for deep neural network pruning*, Pattern Recognition 115, 107899, 2021;
+      §3 (the ``"yeom"`` statistic).
 
     Examples
     --------

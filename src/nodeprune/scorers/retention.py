@@ -44,6 +44,15 @@ class Retention(Scorer):
     the mean runs over examples and positions. Ties are left as they are; ``RetentionSchedule`` breaks them
     by the lower index (nodeprune's choice; the paper does not say).
 
+    References
+    ----------
+    - A. Dutta and P. Mitra, *A minimal gradient flow method for adaptive node pruning in convolutional
+      networks*, preprint, Indian Institute of Science and IIT Kharagpur, 2019;
+      §5 and Algorithm 1 (§6), lines 16 and 19–20 (pSum).
+    - J. Ba and B. Frey, *Adaptive dropout for training deep neural networks*, Advances in Neural Information
+      Processing Systems 26 (NIPS 2013), pp. 3084–3092, 2013;
+      the Standout model.
+
     Examples
     --------
     >>> import torch, nodeprune as npr

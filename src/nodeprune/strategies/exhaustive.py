@@ -52,6 +52,12 @@ class Exhaustive(Iterative):
     verbose : bool, default=True
         Progress bar (only on a terminal).
 
+    References
+    ----------
+    - L. G. G. Charpentier, *To prune or not to prune: Exploring the effects of nodes in neural networks*,
+      Master's thesis, Department of Informatics, University of Oslo, 2020;
+      Algorithm 8 (Appendix A), §3.4, §4.6 and chapter 5 (Table 5.1).
+
     Examples
     --------
     >>> import torch, nodeprune as npr

@@ -50,6 +50,12 @@ class Greedy(Iterative):
         As for :class:`Exhaustive`. The checkpoint also holds the ignore list of the current layer (the
         thesis's ch. 5 code did not persist it and reconsidered ignored nodes after restarts, §5.2).
 
+    References
+    ----------
+    - L. G. G. Charpentier, *To prune or not to prune: Exploring the effects of nodes in neural networks*,
+      Master's thesis, Department of Informatics, University of Oslo, 2020;
+      Algorithm 9 (Appendix A), §4.7–4.8 and chapter 5 (§5.2).
+
     Examples
     --------
     >>> import torch, nodeprune as npr

@@ -115,6 +115,12 @@ class DeltaInterleaved(Strategy):
     ``PruneResult.scores`` and the trajectory's scores are the nodes' positions in the merged order (0 =
     removed first; higher = later = more important), since the two scorers' scores are on different scales.
 
+    References
+    ----------
+    - Z. Zhao, *Exploring relevance-based pruning strategies in VGG models: A comparative study*, 2nd-level
+      degree (master's) thesis, ICT for Smart Societies, Politecnico di Torino, 2024;
+      §3.4.3, §4.4.5–4.4.7, Listings 4.3–4.5, Table B.3.
+
     Examples
     --------
     >>> import torch, nodeprune as npr

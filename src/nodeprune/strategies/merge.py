@@ -128,6 +128,15 @@ class Merge(Strategy):
     each removed node with its folded angle :math:`\min(\theta, 180^\circ - \theta)` as score; the twins
     are in ``masker.substitutions(layer)``, and :meth:`plan` lists the actions without taking them.
 
+    References
+    ----------
+    - J. Ma, *Network pruning technique – implementation and analysis*, research report, Research School of
+      Computer Science, Australian National University, undated (its sources were accessed in 2018);
+      §2.2 and Eq. 1 (removal rate).
+    - T. Gedeon and D. Harries, *Network reduction techniques*, Proceedings of the International Conference on
+      Neural Networks Methodologies and Applications, vol. 1, pp. 119–126, 1991;
+      the function-preserving merge of similar units.
+
     Examples
     --------
     >>> import torch, nodeprune as npr

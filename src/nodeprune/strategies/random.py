@@ -61,6 +61,12 @@ class RandomRemoval(Strategy):
         A layer whose kept nodes minus ``n`` would fall below this raises ValueError before anything
         changes (the thesis's code silently re-picked removed nodes from an empty list; Algorithm 1).
 
+    References
+    ----------
+    - L. G. G. Charpentier, *To prune or not to prune: Exploring the effects of nodes in neural networks*,
+      Master's thesis, Department of Informatics, University of Oslo, 2020;
+      Algorithm 1, §3.4 and §4.1.
+
     Examples
     --------
     >>> import torch, nodeprune as npr
@@ -133,6 +139,12 @@ class RandomShrink(Strategy):
     -----
     Each proposal costs one model evaluation, counted in ``evaluations``. If the best accuracy is 0, the
     accuracy term is taken as 0 (the thesis's formula divides by it).
+
+    References
+    ----------
+    - L. G. G. Charpentier, *To prune or not to prune: Exploring the effects of nodes in neural networks*,
+      Master's thesis, Department of Informatics, University of Oslo, 2020;
+      Algorithm 2, §4.1.
 
     Examples
     --------
