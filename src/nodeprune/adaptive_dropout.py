@@ -28,8 +28,8 @@ class AdaptiveDropout(nn.Module):
 
     .. math:: p_j = \sigma(\alpha z_j + \beta)
 
-    (Dutta & Mitra, Algorithm 1, line 16, with the standout weights tied to the layer's, π = w; §4's per-weight
-    form is reading B). In train mode the output is :math:`m_j\, g(z_j)` with :math:`m_j \sim \mathrm{Bernoulli}(p_j)`
+    (Dutta & Mitra, Algorithm 1, line 16, with the standout weights tied to the layer's, π = w: reading A;
+    §4's form is B). In train mode the output is :math:`m_j\, g(z_j)` with :math:`m_j \sim \mathrm{Bernoulli}(p_j)`
     drawn per example (eq. 5); in eval mode it is the expectation :math:`p_j\, g(z_j)` (eq. 3/6). No gradient
     flows into :math:`p` (:math:`p` is computed from a detached :math:`z`; Ba & Frey's approximate gradient,
     eq. 4). Higher :math:`p_j` = the node is kept more often = more gradient flows through it.
