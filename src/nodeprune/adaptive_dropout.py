@@ -28,8 +28,8 @@ class AdaptiveDropout(nn.Module):
 
     .. math:: p_j = \sigma(\alpha z_j + \beta)
 
-    (Dutta & Mitra, Algorithm 1, line 16, with the standout weights tied to the layer's, π = w: reading A of
-    spec D1). In train mode the output is :math:`m_j\, g(z_j)` with :math:`m_j \sim \mathrm{Bernoulli}(p_j)`
+    (Dutta & Mitra, Algorithm 1, line 16, with the standout weights tied to the layer's, π = w: reading A;
+    §4's form is B). In train mode the output is :math:`m_j\, g(z_j)` with :math:`m_j \sim \mathrm{Bernoulli}(p_j)`
     drawn per example (eq. 5); in eval mode it is the expectation :math:`p_j\, g(z_j)` (eq. 3/6). No gradient
     flows into :math:`p` (:math:`p` is computed from a detached :math:`z`; Ba & Frey's approximate gradient,
     eq. 4). Higher :math:`p_j` = the node is kept more often = more gradient flows through it.
@@ -48,7 +48,7 @@ class AdaptiveDropout(nn.Module):
         The node non-linearity :math:`g`. ReLU is the paper's; ``"leaky_relu"`` (slope 0.01, PyTorch's
         default, as the paper gives none) is its "(L)" variant (Dutta & Mitra, §7.4).
     alpha, beta : float, default=1.0, 0.0
-        Standout hyperparameters :math:`\alpha, \beta`. The paper never reports them (spec D2); nodeprune
+        Standout hyperparameters :math:`\alpha, \beta`. The paper never reports them (§4, Algorithm 1); nodeprune
         default, not from the paper: α = 1, β = 0 give :math:`p \approx 0.5` at initialisation, comparable
         to the dropout-0.5 baseline. α = 0 gives a constant :math:`p = \sigma(\beta)`.
     form : {"preactivation", "per_weight"}, default="preactivation"
@@ -63,6 +63,15 @@ class AdaptiveDropout(nn.Module):
         float64, shape ``(size,)``: :math:`\sum p_j` over the current window (examples and positions).
     retention_count : Tensor
         float64 scalar: the number of terms in each entry of ``retention_sum``.
+
+    References
+    ----------
+    - A. Dutta and P. Mitra, *A minimal gradient flow method for adaptive node pruning in convolutional
+      networks*, preprint, Indian Institute of Science and IIT Kharagpur, 2019;
+      §4–5 (Eqs. 1–6), Algorithm 1 (§6), §7.4 (the "(L)" variant).
+    - J. Ba and B. Frey, *Adaptive dropout for training deep neural networks*, Advances in Neural Information
+      Processing Systems 26 (NIPS 2013), pp. 3084–3092, 2013;
+      the Standout model and its approximate gradient.
 
     Examples
     --------

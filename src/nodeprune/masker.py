@@ -310,7 +310,7 @@ class Masker:
         into : int
             Another kept node (its twin).
         scale : float, default=1.0
-            Factor on ``into``'s value (−1 with an offset folds a complementary pair: spec M6).
+            Factor on ``into``'s value (−1 with an offset folds a complementary pair: an extension of Ma, §2.2).
         offset : float, default=0.0
             Constant added to the consumers' input, folded into their biases.
 

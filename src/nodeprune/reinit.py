@@ -91,7 +91,7 @@ def reinitialise(
     belong to no earlier layer. Biases are not touched. The thesis found no gain from it (§4.9, Tables
     4.30/4.31, B.37/B.38, C.72–C.75), at a much higher cost.
 
-    Differences from the thesis's code (spec §1.7): the limits come from the real kernel shapes (its code
+    Differences from the thesis's code (lgcharpe/Masters): the limits come from the real kernel shapes (its code
     passed 784 as the fan-in of the CNN's first conv and used an ad-hoc fan at Conv→Dense), Flatten is
     handled (a channel's outgoing weights are all its flattened columns), and ``max_iter`` caps the loop
     (the CIFAR-10 CNN never converged).
@@ -128,6 +128,12 @@ def reinitialise(
     Reinitialised
         The new model, and per layer the rounds used, the final important fraction and whether the target
         was reached.
+
+    References
+    ----------
+    - L. G. G. Charpentier, *To prune or not to prune: Exploring the effects of nodes in neural networks*,
+      Master's thesis, Department of Informatics, University of Oslo, 2020;
+      Algorithm 7, §4.9 (Tables 4.30/4.31).
 
     Examples
     --------

@@ -60,11 +60,12 @@ class RetentionSchedule:
 
     .. math:: n_k = \max\bigl(\mathrm{target},\ \mathrm{round}(n_0 (1 - \gamma)^k)\bigr)
 
-    nodes — the cumulative pruned fraction :math:`1 - (1 - \gamma)^k` of Algorithm 1, lines 3–7, read as in
-    spec §1.5 — by removing the kept nodes with the lowest :class:`~nodeprune.Retention` score (mean
-    retention probability over the last epoch; ties go to the lower index, spec D5). Halves round up
-    (spec D4 leaves it open). Then the retention sums are reset, so that each event sees exactly the last
-    complete epoch (spec D3). Removals go through the masker: keep it attached (``masker.attach()``) while
+    nodes — the cumulative pruned fraction :math:`1 - (1 - \gamma)^k` of Algorithm 1, lines 3–7 (line 7 is garbled;
+    nodeprune's reading) — by removing the kept nodes with the lowest :class:`~nodeprune.Retention` score (mean
+    retention probability over the last epoch; ties go to the lower index, nodeprune's choice). Halves round up
+    (Algorithm 1 leaves it open). Then the retention sums are reset, so that each event sees exactly the last
+    complete epoch (our reading of line 19 of Algorithm 1).
+    Removals go through the masker: keep it attached (``masker.attach()``) while
     training so that removed nodes stay off, and ``compact()`` at the end.
 
     Parameters
@@ -77,6 +78,12 @@ class RetentionSchedule:
         Epochs between events, :math:`P_t` (Dutta & Mitra, Appendix A).
     layer : str, default=None
         The layer to prune; None means the masker's only layer followed by an AdaptiveDropout.
+
+    References
+    ----------
+    - A. Dutta and P. Mitra, *A minimal gradient flow method for adaptive node pruning in convolutional
+      networks*, preprint, Indian Institute of Science and IIT Kharagpur, 2019;
+      Algorithm 1 (§6), lines 3–7 and 19–20, and Appendix A (γ = 0.5, period 25).
 
     Examples
     --------

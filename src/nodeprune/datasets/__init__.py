@@ -108,7 +108,7 @@ def split(inputs: torch.Tensor, targets: torch.Tensor, fraction: float, seed: in
 
 
 def digits(seed: int = 0) -> Split:
-    """Digits split as in the spec's pilot: 360 test samples, the other 1437 split 85:15 (1221 / 216)."""
+    """Digits split as in nodeprune's pilot runs: 360 test samples, the other 1437 split 85:15 (1221 / 216)."""
     inputs, targets = load_digits()
     rest, test = split(inputs, targets, 0.2, seed)
     train, validation = split(*rest, 0.15, seed)
@@ -120,7 +120,7 @@ def upsample(inputs: torch.Tensor, factor: int) -> torch.Tensor:
 
     The stand-in for Ma's 32×32 optdigits bitmaps: ``upsample(load_digits()[0], 4)`` gives (1797, 1, 32, 32)
     images, so Ma's CNN keeps its shapes (FC input 250). A labelled deviation: the bitmaps are binary
-    32×32 drawings, these are blocky 0–16 intensity images (spec dutta-retention-and-ma-distinctiveness §2.2).
+    32×32 drawings, these are blocky 0–16 intensity images (Ma, §1.2).
 
     Examples
     --------

@@ -41,7 +41,7 @@ class Claim:
     Parameters
     ----------
     id : str
-        Short identifier used in the verdict table, e.g. ``"E3"`` (the spec's numbering).
+        Short identifier used in the verdict table, e.g. ``"E3"`` (the reproduction's own numbering of its claims).
     text : str
         The claim, in one sentence.
     source : str, default=""

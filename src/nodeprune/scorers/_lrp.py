@@ -88,7 +88,7 @@ def alpha2beta1_composite(stabilizer: float = 1e-6, canonizers: list[Any] | None
 
     This is *not* zennit's ``"epsilon_alpha2_beta1"`` composite, which uses the epsilon rule on Linear layers
     and keeps the biases (relevance is then not conserved). It reproduces TorchLRP's traces to a relative
-    error of 4e-4 with the default stabilizer and 4e-10 with ``stabilizer=1e-12`` in float64 (spec §5.1).
+    error of 4e-4 with the default stabilizer and 4e-10 with ``stabilizer=1e-12`` in float64 (nodeprune's own check).
 
     Parameters
     ----------

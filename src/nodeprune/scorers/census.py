@@ -64,6 +64,12 @@ def classify(
     Classes
         Node indices of the important, zero and worse nodes.
 
+    References
+    ----------
+    - L. G. G. Charpentier, *To prune or not to prune: Exploring the effects of nodes in neural networks*,
+      Master's thesis, Department of Informatics, University of Oslo, 2020;
+      §3.2 (the tolerances ±1e-5) and Algorithm 4.
+
     Examples
     --------
     >>> import torch
@@ -94,6 +100,12 @@ class LayerCensus:
         float64 ψ of each node in ``nodes`` (negative = important).
     classes : Classes
         Node indices per class.
+
+    References
+    ----------
+    - L. G. G. Charpentier, *To prune or not to prune: Exploring the effects of nodes in neural networks*,
+      Master's thesis, Department of Informatics, University of Oslo, 2020;
+      §3.2, Algorithm 4, §4.2–4.4 (the census tables and the average importance).
     """
 
     layer: str
@@ -120,7 +132,14 @@ class LayerCensus:
 
 @dataclass(frozen=True)
 class Census(Mapping[str, LayerCensus]):
-    """Algorithm 4 on several layers, by layer name (in the order scored)."""
+    """Algorithm 4 on several layers, by layer name (in the order scored).
+
+    References
+    ----------
+    - L. G. G. Charpentier, *To prune or not to prune: Exploring the effects of nodes in neural networks*,
+      Master's thesis, Department of Informatics, University of Oslo, 2020;
+      §3.2, Algorithm 4, §4.2–4.4.
+    """
 
     layers: dict[str, LayerCensus]
 

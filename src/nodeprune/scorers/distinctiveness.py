@@ -17,7 +17,7 @@ from .base import Scorer
 __all__ = ["CONSTANT_OPTIONS", "Angles", "Distinctiveness"]
 
 CONSTANT_OPTIONS = ("skip", "remove")
-# a node whose centred activation vector has a root-mean-square below this is constant (zero norm, spec M7)
+# a node whose centred activation vector has a root-mean-square below this is constant (zero norm; nodeprune's choice)
 CONSTANT_RMS = 1e-6
 # the score of a node with no partner to be compared with: the largest folded angle
 NO_PARTNER = 90.0
@@ -69,17 +69,17 @@ class Distinctiveness(Scorer):
     Parameters
     ----------
     data : DataLoader, (X, y) tuple of tensors, tensor X, or iterable of (x, y) batches
-        The samples over which the vectors are taken; Ma uses the whole training set (spec M8). Labels are
+        The samples over which the vectors are taken; Ma uses the whole training set (Ma, §2.2). Labels are
         not used. Read-only: never copied or changed.
     center : float, "mean" or None, default=0.5
         :math:`c_j`. ``0.5`` is Gedeon & Harries' normalisation of [0, 1] activations to ±0.5, the choice for
-        sigmoid units (Ma does not say; spec M2): without centring, non-negative vectors are never more than
+        sigmoid units (Ma does not say, §2.2): without centring, non-negative vectors are never more than
         90° apart and the complementary rule cannot fire. ``"mean"`` subtracts each node's mean (the angle
         is then arccos of the Pearson correlation; a natural choice for ReLU). ``None`` uses the raw vectors
         (right for tanh). Any float is subtracted from every node. A warning is given when ``0.5`` meets
         activations outside [0, 1].
     constant : {"skip", "remove"}, default="skip"
-        Nodes whose centred vector is zero have no angle (spec M7). ``"skip"``: they are never anyone's
+        Nodes whose centred vector is zero have no angle (Ma, §2.2, is silent). ``"skip"``: they are never anyone's
         partner and score 90 (Ma's implementation would never match them). ``"remove"``: they score 0, as
         they are removable once their constant output is folded into the next bias (``Merge(constant=
         "replace")``). nodeprune default, not from the paper.
@@ -88,8 +88,12 @@ class Distinctiveness(Scorer):
 
     References
     ----------
-    J. Ma, *Network Pruning Technique – Implementation and Analysis* (ANU), §2.2 (15°/165° rules, all
-    training data); T. Gedeon and D. Harries, *Network reduction techniques*, 1991 (±0.5 normalisation).
+    - J. Ma, *Network pruning technique – implementation and analysis*, research report, Research School of
+      Computer Science, Australian National University, undated (its sources were accessed in 2018);
+      §2.2 (15°/165° rules, all training data).
+    - T. Gedeon and D. Harries, *Network reduction techniques*, Proceedings of the International Conference on
+      Neural Networks Methodologies and Applications, vol. 1, pp. 119–126, 1991;
+      the distinctiveness angles and the ±0.5 normalisation.
 
     Examples
     --------

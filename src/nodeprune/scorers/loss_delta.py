@@ -54,6 +54,12 @@ class LossDelta(Scorer):
     verbose : bool, default=True
         Progress bar while scoring (shown only on a terminal, never inside a strategy's run).
 
+    References
+    ----------
+    - L. G. G. Charpentier, *To prune or not to prune: Exploring the effects of nodes in neural networks*,
+      Master's thesis, Department of Informatics, University of Oslo, 2020;
+      §3.1–3.2 (Eq. 3.1, node importance ψ; the classes), Algorithm 4, §4.2.
+
     Examples
     --------
     >>> import torch, nodeprune as npr

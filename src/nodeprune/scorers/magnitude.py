@@ -53,7 +53,7 @@ class Magnitude(Scorer):
     | ``l2``       | —                      | :math:`(\sum_k W_{j,k}^2)^{1/2}`                |
 
     Zhao describes them only as "similar statistical measures … for the parameters of each channel"
-    (§3.4.2); the output filter :math:`W[c, :, :, :]` without the bias is the spec's reading (§1.3). The
+    (§3.4.2); the output filter :math:`W[c, :, :, :]` without the bias is nodeprune's reading (Zhao has no code). The
     signed ones rank the most negative filters first, which is why ``mean`` and ``min`` collapse the
     thesis's VGG already at 10 % (Table B.2).
 
@@ -63,6 +63,15 @@ class Magnitude(Scorer):
         One of the table's statistics. ``"mean_abs"`` is Zhao (2024)'s parameter criterion (§4.4.3,
         Table B.2: the best of the six at every level from 10 to 50 %), the L1 filter norm of Li et al.
         (2017) divided by the fan-in, so that layers with different fan-ins compare in a global ranking.
+
+    References
+    ----------
+    - Z. Zhao, *Exploring relevance-based pruning strategies in VGG models: A comparative study*, 2nd-level
+      degree (master's) thesis, ICT for Smart Societies, Politecnico di Torino, 2024;
+      §3.4.2 and §4.4.3 (the parameter criterion), Table B.2.
+    - H. Li, A. Kadav, I. Durdanovic, H. Samet and H. P. Graf, *Pruning filters for efficient ConvNets*,
+      International Conference on Learning Representations (ICLR), 2017;
+      §3.1 (the L1 filter norm).
 
     Examples
     --------

@@ -54,7 +54,7 @@ class Relevance(Scorer):
     composite : str or zennit Composite, default="alpha2beta1"
         The LRP rules. ``"alpha2beta1"`` is Zhao's TorchLRP setup: the :math:`\alpha=2, \beta=1` rule on every
         Conv and Linear with biases ignored, relevance passed through activations
-        (:func:`~nodeprune.scorers.relevance.alpha2beta1_composite`; spec §5.1). It is **not** zennit's
+        (:func:`~nodeprune.scorers.relevance.alpha2beta1_composite`; Zhao, §3.4.1, Listing 3.4). It is **not** zennit's
         ``"epsilon_alpha2_beta1"`` (epsilon rule on Linear layers, biases kept). Any name of zennit's registry
         is accepted too (``"epsilon_plus_flat"``, ``"epsilon_gamma_box"``, …; see
         :func:`~nodeprune.scorers.relevance.composite_names`); ``"epsilon_gamma_box"`` gets the smallest and
@@ -68,8 +68,8 @@ class Relevance(Scorer):
     position : {"input", "output"}, default="input"
         Where a node's relevance is read. ``"input"``: at the inputs of the modules that consume the node
         (the next Conv/Linear, after any pooling; the positions of a Linear after a Flatten are the node's
-        ``H·W`` input columns), where nodeprune's masks act and where TorchLRP's trace reads it (Zhao, spec
-        §1.2). ``"output"``: at the output of the node's own module (and of its coupled modules), as Yeom et
+        ``H·W`` input columns), where nodeprune's masks act and where TorchLRP's trace reads it (Zhao,
+        Listing 4.2). ``"output"``: at the output of the node's own module (and of its coupled modules), as Yeom et
         al. (2021) and zennit's "intermediate relevance" guide do. The two agree exactly for a Linear layer
         and for a Conv followed only by BatchNorm and activations; across a max-pool the per-node sum of
         :math:`|R|` (``"yeom"``) agrees but position statistics do not (the positions differ). Layers
@@ -86,8 +86,12 @@ class Relevance(Scorer):
 
     References
     ----------
-    Zhao (2024), Exploring relevance-based pruning strategies in VGG models, §3.3–3.4, §4.3–4.4, Table B.1.
-    Yeom et al. (2021), Pruning by explaining, Pattern Recognition 115, 107899.
+    - Z. Zhao, *Exploring relevance-based pruning strategies in VGG models: A comparative study*, 2nd-level
+      degree (master's) thesis, ICT for Smart Societies, Politecnico di Torino, 2024;
+      §3.3–3.4, §4.3–4.4, Listings 3.4 and 4.2, Table B.1.
+    - S.-K. Yeom, P. Seegerer, S. Lapuschkin, A. Binder, S. Wiedemann, K.-R. Müller and W. Samek, *Pruning by
+      explaining: A novel criterion for deep neural network pruning*, Pattern Recognition 115, 107899, 2021;
+      §3 (the ``"yeom"`` statistic).
 
     Examples
     --------

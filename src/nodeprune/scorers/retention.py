@@ -31,8 +31,9 @@ class Retention(Scorer):
     ----------
     data : DataLoader, (X, y) tuple of tensors, tensor X, or iterable of (x, y) batches, default=None
         None reads the sums the AdaptiveDropout modules accumulated in train mode since their last
-        ``reset_retention()`` (the last epoch, with ``RetentionSchedule``: spec D3's choice). Given data,
-        :math:`p` is recomputed in eval mode over it, with the current weights and masks (spec D3's
+        ``reset_retention()`` (the last epoch, with ``RetentionSchedule``: our reading of Algorithm 1,
+        line 19). Given data,
+        :math:`p` is recomputed in eval mode over it, with the current weights and masks (nodeprune's
         equivalent for a post-hoc score; it differs from the accumulated one only by the weights' drift
         within the epoch).
     batch_size : int, default=256
@@ -42,7 +43,16 @@ class Retention(Scorer):
     -----
     Only layers followed by an AdaptiveDropout (``NodeLayer.companions``) can be scored. For a convolution
     the mean runs over examples and positions. Ties are left as they are; ``RetentionSchedule`` breaks them
-    by the lower index (spec D5).
+    by the lower index (nodeprune's choice; the paper does not say).
+
+    References
+    ----------
+    - A. Dutta and P. Mitra, *A minimal gradient flow method for adaptive node pruning in convolutional
+      networks*, preprint, Indian Institute of Science and IIT Kharagpur, 2019;
+      §5 and Algorithm 1 (§6), lines 16 and 19–20 (pSum).
+    - J. Ba and B. Frey, *Adaptive dropout for training deep neural networks*, Advances in Neural Information
+      Processing Systems 26 (NIPS 2013), pp. 3084–3092, 2013;
+      the Standout model.
 
     Examples
     --------

@@ -10,7 +10,7 @@ __all__ = ["Exhaustive"]
 class Exhaustive(Iterative):
     r"""Per layer, repeatedly remove the node whose removal hurts least, rescoring every node after each removal.
 
-    Charpentier (2020), Algorithm 8, as the author's notebook code runs it (spec §1.8): layers are visited
+    Charpentier (2020), Algorithm 8, as the author's notebook code runs it (lgcharpe/Masters): layers are visited
     from the last hidden layer to the first; in a layer, every remaining node is scored against the
     *current* model, the lowest score :math:`s_j \le` ``threshold`` is removed (the largest
     :math:`\psi_j = -s_j \ge` tol; among equal scores the *later* node, as the notebook's ``>=``), and the
@@ -28,7 +28,7 @@ class Exhaustive(Iterative):
         thesis's tol = −1e-5 (§4.6), which removes zero and worse nodes.
     min_keep : int, default=1
         Never leave a layer with fewer nodes. nodeprune default, not from the paper (its algorithm has no
-        guard; spec §1.8, bug 7).
+        guard; Appendix A).
     layers : list of str, default=None
         Layers to prune; None means all of the masker's layers.
     order : {"backward", "forward", "given"}, default="backward"
@@ -51,6 +51,12 @@ class Exhaustive(Iterative):
         exists when the run starts, the run continues from it, to the same result as an uninterrupted run.
     verbose : bool, default=True
         Progress bar (only on a terminal).
+
+    References
+    ----------
+    - L. G. G. Charpentier, *To prune or not to prune: Exploring the effects of nodes in neural networks*,
+      Master's thesis, Department of Informatics, University of Oslo, 2020;
+      Algorithm 8 (Appendix A), §3.4, §4.6 and chapter 5 (Table 5.1).
 
     Examples
     --------

@@ -22,7 +22,7 @@ LARGEST_CHUNK = 64
 class Greedy(Iterative):
     r"""Per layer, scan the nodes in index order, remove the first one that qualifies and restart the scan.
 
-    Charpentier (2020), Algorithm 9, as the author's notebook code runs it (spec §1.9): layers are visited
+    Charpentier (2020), Algorithm 9, as the author's notebook code runs it (lgcharpe/Masters): layers are visited
     from the last hidden layer to the first; the scan scores node after node against the *current*
     model; the first node with score :math:`s_j \le` ``threshold`` (ψ ≥ tol) is removed and the scan
     restarts at the first remaining node; a node with :math:`s_j \ge` ``ignore_above`` (ψ ≤ the ignore
@@ -50,6 +50,12 @@ class Greedy(Iterative):
     min_keep, layers, order, monitor, selection, rollback, checkpoint, verbose
         As for :class:`Exhaustive`. The checkpoint also holds the ignore list of the current layer (the
         thesis's ch. 5 code did not persist it and reconsidered ignored nodes after restarts, §5.2).
+
+    References
+    ----------
+    - L. G. G. Charpentier, *To prune or not to prune: Exploring the effects of nodes in neural networks*,
+      Master's thesis, Department of Informatics, University of Oslo, 2020;
+      Algorithm 9 (Appendix A), §4.7–4.8 and chapter 5 (§5.2).
 
     Examples
     --------

@@ -93,7 +93,7 @@ class DeltaInterleaved(Strategy):
         Fraction of the kept nodes to remove, in ``[0, 1)``; Zhao prunes 10 %, 20 %, …, 90 % (§4.4.4).
     scope : {"global", "layer"}, default="global"
         Rank all layers' nodes together (Zhao's single list of ``(layer, channel)`` keys, "of the total
-        channels", §4.4.4; spec §1.4) or apply ``ratio`` within each layer.
+        channels", §4.4.4) or apply ``ratio`` within each layer.
     lead : {"first", "second"}, default="first"
         Which order picks first when both pick in the same step: Listing 4.4 checks ``first`` first.
     min_keep : int, default=1
@@ -106,6 +106,12 @@ class DeltaInterleaved(Strategy):
     -----
     ``PruneResult.scores`` and the trajectory's scores are the nodes' positions in the merged order (0 =
     removed first; higher = later = more important), since the two scorers' scores are on different scales.
+
+    References
+    ----------
+    - Z. Zhao, *Exploring relevance-based pruning strategies in VGG models: A comparative study*, 2nd-level
+      degree (master's) thesis, ICT for Smart Societies, Politecnico di Torino, 2024;
+      §3.4.3, §4.4.5–4.4.7, Listings 4.3–4.5, Table B.3.
 
     Examples
     --------

@@ -44,7 +44,7 @@ def plan_pairs(
     keep_first: bool = False,
     min_keep: int = 1,
 ) -> list[tuple[str, int, int, float]]:
-    """Ma's one greedy pass over the pairs (spec M5): ``[(kind, i, j, θ), ...]`` in the order taken.
+    """Ma's one greedy pass over the pairs (Ma, §2.2): ``[(kind, i, j, θ), ...]`` in the order taken.
 
     Rows ``i`` in index order, skipping dead nodes; within a row, partners ``j > i`` in index order. A
     similar pair (θ < ``similar``) keeps ``i`` and kills ``j``; a complementary pair (θ > ``complementary``)
@@ -85,15 +85,15 @@ class Merge(Strategy):
 
     From the angles :math:`\theta_{jk}` between the nodes' activation vectors (the
     :class:`~nodeprune.Distinctiveness` scorer's :meth:`~nodeprune.Distinctiveness.angles`), one greedy pass
-    over the pairs ``(i, j), i < j`` of kept nodes in index order (:func:`plan_pairs`, spec M5):
+    over the pairs ``(i, j), i < j`` of kept nodes in index order (:func:`plan_pairs`; Ma, §2.2, leaves the order open):
 
     * :math:`\theta_{ij} <` ``similar``: the nodes are *similar*; ``j`` is removed and its outgoing weights are
       added to ``i``'s, :math:`W_{:,i} \mathrel{+}= W_{:,j}` (``masker.merge(layer, j, into=i)``; Gedeon's
-      function-preserving reading of Ma's "weights added", spec M3);
+      function-preserving reading of Ma's "weights added", §2.2);
     * :math:`\theta_{ij} >` ``complementary``: the nodes are *complementary*; both are removed (Ma, faithful)
       and the scan moves on to the next ``i``.
 
-    Removal is exact removal (the masker's consumer masks, equal to physical removal; spec M4). The merges
+    Removal is exact removal (the masker's consumer masks, equal to physical removal; Ma, §2.2). The merges
     survive ``masker.compact()``, which folds them into the consumers' weights. Removal rate (Ma, eq. 1) =
     removed / initial nodes.
 
@@ -110,10 +110,10 @@ class Merge(Strategy):
         :math:`W_{:,i}\bar a_i + W_{:,j}\bar a_j` into the consumers' biases (``masker.replace``). ``"fold"``:
         keep ``i`` and let ``j`` contribute :math:`\bar a_i + \bar a_j - a_i`, i.e.
         :math:`W_{:,i} \mathrel{-}= W_{:,j}` and the bias gains :math:`W_{:,j}(\bar a_i + \bar a_j)`, exact
-        when :math:`a_i + a_j` is constant (spec M6). The last two are nodeprune extensions, not from the
+        when :math:`a_i + a_j` is constant. The last two are nodeprune extensions, not from the
         paper; they need Linear consumers, or Conv consumers with a bias that do not zero-pad.
     constant : {"skip", "replace"}, default="skip"
-        Nodes whose centred activation vector is zero (spec M7): ``"skip"`` leaves them (Ma never matches
+        Nodes whose centred activation vector is zero (Ma, §2.2, is silent): ``"skip"`` leaves them (Ma never matches
         them); ``"replace"`` removes them and folds their constant output into the consumers' biases.
         nodeprune default, not from the paper.
     min_keep : int, default=1
@@ -123,11 +123,20 @@ class Merge(Strategy):
 
     Notes
     -----
-    Ma's "weights of the second neuron added to the first" could also mean its incoming weights (spec M3);
+    Ma's "weights of the second neuron added to the first" could also mean its incoming weights (Ma, §2.2);
     that would change the kept node's activation, which a mask cannot express, and on digits it gave the
-    same accuracies as the outgoing merge (spec §6), so it is not offered. ``PruneResult.trajectory`` gives
+    same accuracies as the outgoing merge (a pilot), so it is not offered. ``PruneResult.trajectory`` gives
     each removed node with its folded angle :math:`\min(\theta, 180^\circ - \theta)` as score; the twins
     are in ``masker.substitutions(layer)``, and :meth:`plan` lists the actions without taking them.
+
+    References
+    ----------
+    - J. Ma, *Network pruning technique – implementation and analysis*, research report, Research School of
+      Computer Science, Australian National University, undated (its sources were accessed in 2018);
+      §2.2 and Eq. 1 (removal rate).
+    - T. Gedeon and D. Harries, *Network reduction techniques*, Proceedings of the International Conference on
+      Neural Networks Methodologies and Applications, vol. 1, pp. 119–126, 1991;
+      the function-preserving merge of similar units.
 
     Examples
     --------

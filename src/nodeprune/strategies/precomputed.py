@@ -47,6 +47,12 @@ class PreComputed(Strategy):
     Ties are broken deterministically: among equal scores the lower node index (and, globally, the earlier
     layer) is removed first.
 
+    References
+    ----------
+    - L. G. G. Charpentier, *To prune or not to prune: Exploring the effects of nodes in neural networks*,
+      Master's thesis, Department of Informatics, University of Oslo, 2020;
+      Algorithm 3, §3.5 and §4.5.
+
     Examples
     --------
     >>> import torch, nodeprune as npr

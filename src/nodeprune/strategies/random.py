@@ -54,7 +54,13 @@ class RandomRemoval(Strategy):
         Layers to prune; None means all of them (in forward order, one generator for all).
     min_keep : int, default=1
         A layer whose kept nodes minus ``n`` would fall below this raises ValueError before anything
-        changes (the thesis's code silently re-picked removed nodes from an empty list; spec §1.1).
+        changes (the thesis's code silently re-picked removed nodes from an empty list; Algorithm 1).
+
+    References
+    ----------
+    - L. G. G. Charpentier, *To prune or not to prune: Exploring the effects of nodes in neural networks*,
+      Master's thesis, Department of Informatics, University of Oslo, 2020;
+      Algorithm 1, §3.4 and §4.1.
 
     Examples
     --------
@@ -127,6 +133,12 @@ class RandomShrink(Strategy):
     -----
     Each proposal costs one model evaluation, counted in ``evaluations``. If the best accuracy is 0, the
     accuracy term is taken as 0 (the thesis's formula divides by it).
+
+    References
+    ----------
+    - L. G. G. Charpentier, *To prune or not to prune: Exploring the effects of nodes in neural networks*,
+      Master's thesis, Department of Informatics, University of Oslo, 2020;
+      Algorithm 2, §4.1.
 
     Examples
     --------

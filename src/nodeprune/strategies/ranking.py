@@ -45,6 +45,12 @@ class Ranking:
     evaluations : int
         Single-node evaluations the scoring cost.
 
+    References
+    ----------
+    - Z. Zhao, *Exploring relevance-based pruning strategies in VGG models: A comparative study*, 2nd-level
+      degree (master's) thesis, ICT for Smart Societies, Politecnico di Torino, 2024;
+      §4.4.4 (one-shot pruning of 10–90 % of the channels), Tables B.1–B.2.
+
     Examples
     --------
     >>> import torch, nodeprune as npr

@@ -17,9 +17,9 @@ def dutta_cnn_mnist(
     Table 1: three Conv(5×5) stages with 32/64/128 filters (24/48/64 for ``small=True``), each followed by
     the activation and a pooling stage, then FC-``width`` → ``AdaptiveDropout`` → FC-10 without bias
     (5120 = 512·10 parameters in Table 1). The table's strides cannot produce its FC input of 128·3·3 = 1152
-    (576 for the small CNN) from 28×28 (spec D6); nodeprune uses the consistent reading conv 5×5 / stride 1
+    (576 for the small CNN) from 28×28 (Table 1); nodeprune uses the consistent reading conv 5×5 / stride 1
     / padding 2 and MaxPool 2×2 / stride 2 (28 → 14 → 7 → 3). ``activation="leaky_relu"`` is the paper's
-    "(L)" variant, applied everywhere (spec D8). Layers: ``features.0/3/6``, ``fc`` (the pruned layer),
+    "(L)" variant, applied everywhere (§7.4 does not say where). Layers: ``features.0/3/6``, ``fc`` (the pruned layer),
     ``standout``, ``out``; PyTorch's default initialisation (the paper uses it, Appendix A).
     """
     return _dutta_cnn(1, 28, DUTTA_FILTERS["small" if small else "big"], width, activation, alpha, beta)

@@ -13,9 +13,9 @@ from ._common import _activation, _check_positive, _check_shape
 def ma_net(hidden: int = 50, inputs: int = 64, classes: int = 10, activation: str = "sigmoid") -> nn.Sequential:
     """Ma's two-layer network: ``inputs → hidden (sigmoid) → classes``; 3,760 parameters at 64-50-10.
 
-    Layers ``fc1`` (the pruned hidden layer) and ``out`` (logits; the loss applies the softmax). Ma §2.3:
+    Layers ``fc1`` (the pruned hidden layer) and ``out`` (logits; the loss applies the softmax). Ma §2.1:
     64 pre-processed optdigits features, 50 hidden units by default (swept 50–2000). Ma does not state the
-    activation or the initialisation ([ambig M1] of the spec): sigmoid, which the distinctiveness
+    activation or the initialisation (§2.1): sigmoid, which the distinctiveness
     centring by 0.5 presumes, and PyTorch's default initialisation are nodeprune defaults.
 
     Examples
@@ -51,8 +51,8 @@ def ma_cnn(
 
     ``conv1`` (1 → 5, 5×5, stride 1, no padding) → pool → ``conv2`` (5 → 10) → pool → Flatten (10·5·5 = 250
     for Ma's 32×32 optdigits bitmaps) → ``fc1`` (the pruned layer, 200 units by default) → ``out``. No
-    dropout. Ma §2.3 ("fully connected layer has 200 hidden neurons and 250 input"). The activations and
-    the initialisation are not stated ([ambig M1]): ReLU after the convolutions, sigmoid after ``fc1``
+    dropout. Ma §2.1, §3.1 ("fully connected layer has 200 hidden neurons and 250 input"). The activations and
+    the initialisation are not stated (Ma, §2.1): ReLU after the convolutions, sigmoid after ``fc1``
     and PyTorch's default initialisation are nodeprune defaults. The 32×32 bitmaps are not distributed
     with scikit-learn; the digits stand-in upsamples 8×8 to 32×32 (a labelled deviation).
     """

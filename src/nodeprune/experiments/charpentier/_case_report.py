@@ -37,7 +37,7 @@ def report(ctx: Run, runs: list[dict[str, Any]], real: bool) -> None:
         f"{', '.join(first['classes'])}), split 70:15:15 per class, trained {first['training']['epochs']} epochs "
         f"(best {first['training']['best_epoch']}) with SGD and early stopping, on {first['device']}."
         if real
-        else "Stand-in: scikit-learn's digits split 70:15:15 per class ({} / {} / {} images), the spec pilot's "
+        else "Stand-in: scikit-learn's digits split 70:15:15 per class ({} / {} / {} images), the pilot's "
         "MLP 64-128-64-32-10 trained with Adam (ε 1e-7, batch 32) for {} epochs, {} seeds (the thesis: one "
         "VGG-16). The pruning set is the {}-image validation set.".format(
             *first["sizes"], 10 if ctx.quick else 30, models, first["sizes"][1]
@@ -105,7 +105,7 @@ def report(ctx: Run, runs: list[dict[str, Any]], real: bool) -> None:
             ("more_pruned", "models with pruned > zero + worse", "d"),
         ],
         caption="Table 5.2: census against nodes pruned per layer (the thesis: 4813 of 12,416 pruned; fc2 2334 "
-        "pruned against 2094 estimated, spec §3.10 with the corrected counts)",
+        "pruned against 2094 estimated, counts corrected from the author's raw logs)",
     )
     ctx.plot(
         "evolution",

@@ -1,6 +1,6 @@
 """The shared protocol of the Charpentier (2020) reproductions (``charpentier-*``): data, models, cache, statistics.
 
-Chapter 4 of the thesis (§3.1; spec §2.0): the Keras-initialised ANN 784-128-10, MLP 784-128-64-32-10 and
+Chapter 4 of the thesis (§3.1; the author's notebooks): the Keras-initialised ANN 784-128-10, MLP 784-128-64-32-10 and
 CNN of :mod:`nodeprune.zoo`, trained with Adam (1e-3, 0.9, 0.999, ε 1e-7), batch 32, 5 epochs
 (:func:`nodeprune.training.fit`). *Validation-set* experiments train on the 85 % part of the 85:15 split of
 the training set made after ``np.random.seed(2020)`` (:func:`nodeprune.datasets.thesis_split`: 51,000 /
@@ -8,7 +8,7 @@ the training set made after ``np.random.seed(2020)`` (:func:`nodeprune.datasets.
 whole training set and estimate or prune on it. Before/after numbers are measured on the test set.
 
 On digits (the stand-in when the paper's dataset is missing) the same split gives 1221 / 216 of the 1437
-training images (360 test images), and models train 30 epochs, as in the spec's pilot (§5.3): 5 epochs of
+training images (360 test images), and models train 30 epochs (nodeprune's choice): 5 epochs of
 38 steps leave them far from converged (10 epochs in ``--quick`` runs, which only check that the pipeline
 works).
 
@@ -356,7 +356,7 @@ def describe(values: Sequence[float]) -> dict[str, float]:
 
 
 def band(ours: float, paper: float, spread: float, k: float = 2.0) -> bool:
-    """Whether our mean lies within ``k`` standard deviations of the paper's (the spec's E18 rule)."""
+    """Whether our mean lies within ``k`` standard deviations of the paper's (nodeprune's rule)."""
     return abs(ours - paper) <= k * spread
 
 

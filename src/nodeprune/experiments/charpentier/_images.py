@@ -2,7 +2,7 @@
 
 An image folder is one sub-folder per class with image files (Kvasir v2: ``kvasir-dataset-v2/<class>/*.jpg``,
 8 classes × 1000 images). Images are decoded, scaled to [0, 1] and resized to ``size × size`` (the thesis:
-224), as ``tf.image.convert_image_dtype`` and ``resize`` do (spec §2.2). The thesis trains
+224), as ``tf.image.convert_image_dtype`` and ``resize`` do (the author's chapter-5 code). The thesis trains
 ``VGG16(weights=None)`` with SGD (lr 1e-3, momentum 0.5, Nesterov), batch 32, categorical cross-entropy, up
 to 200 epochs with early stopping on the validation loss (patience 7, best weights restored).
 """

@@ -7,8 +7,8 @@ ignore cutoff −5e-5) on the validation set, with the training and test sets ev
 
 With ``--data DIR`` holding an image folder (one sub-folder of images per class, e.g. Kvasir v2): the thesis's
 VGG-16 on 224×224 images, SGD with early stopping, on the GPU when there is one (``--quick``: 32×32 images,
-2 epochs); the greedy run keeps a checkpoint and resumes after an interruption. Without it: the stand-in of
-the spec's pilot (§5.3), scikit-learn's digits with the MLP 64-128-64-32-10 and a pruning (validation) set of
+2 epochs); the greedy run keeps a checkpoint and resumes after an interruption. Without it: nodeprune's
+stand-in (our choice), scikit-learn's digits with the MLP 64-128-64-32-10 and a pruning (validation) set of
 270 images, 10 seeds; and nodeprune's guard against the effect, a held-out selection set with rollback (the
 validation set cut in two halves: pruning half and selection half), next to it.
 """
@@ -197,7 +197,7 @@ EXPERIMENT = Experiment(
     description=(
         "The chapter-5 protocol: 70:15:15 split, census and greedy pruning (cutoff −5e-5) on the validation set, "
         "train and test evaluated after every removal. With --data DIR (an image folder such as Kvasir v2): the "
-        "thesis's VGG-16 at 224×224. Without it: digits with the spec pilot's MLP, 10 seeds, and a selection-set "
+        "thesis's VGG-16 at 224×224. Without it: digits with the pilot's MLP, 10 seeds, and a selection-set "
         "rollback next to it. --quick: 2 seeds (digits) or 32×32 images and 2 epochs (image folder)."
     ),
     dataset=None,

@@ -18,8 +18,8 @@ from . import _report as report
 __all__ = ["EXPERIMENT", "PAPER"]
 
 # Fashion-MNIST, (zero, worse, important) means and stds per layer. ANN: Tables B.3/B.4; MLP: Tables 4.7/4.8
-# and C.7–C.12; CNN: the spec's values recomputed from the author's raw CSVs (Tables D.11–D.20 are captioned in
-# the wrong layer order and D.14 duplicates D.4, spec §7 item 3), stds from D.11–D.20 read in the corrected
+# and C.7–C.12; CNN: the values recomputed from the author's raw CSVs (Tables D.11–D.20 are captioned in
+# the wrong layer order and D.14 duplicates D.4: Appendix D.1), stds from D.11–D.20 read in the corrected
 # order (none for conv64 on the training set: our own std is used there).
 PAPER: dict[tuple[str, str, str], tuple[tuple[float, float, float], tuple[float, float, float] | None]] = {
     ("ann", "fc1", "train"): ((13.96, 20.92, 93.12), (3.36, 6.50, 7.02)),
@@ -123,7 +123,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def verdicts(ctx: Run, setting: cp.Setting, table: list[dict[str, Any]]) -> None:
-    """Verdicts by the rules fixed in the claims' texts (spec §5.2)."""
+    """Verdicts by the rules fixed in the claims' texts (nodeprune's criteria, fixed before the runs)."""
     pairs = []
     for row in table:
         if row["on"] != "fit":
@@ -171,7 +171,7 @@ def verdicts(ctx: Run, setting: cp.Setting, table: list[dict[str, Any]]) -> None
     report.band_verdict(
         ctx,
         checks,
-        paper="Tables B.3/B.4, 4.7/4.8, C.7–C.12, D.11–D.20 (spec §3.2)",
+        paper="Tables B.3/B.4, 4.7/4.8, C.7–C.12, D.11–D.20 (§4.2)",
         what="mean counts lie within ±2 std of the paper's (its std across models; ours where it gives none)",
         ours_format=".1f",
         paper_format="",
@@ -197,7 +197,7 @@ def run(ctx: Run) -> None:
         + "; the thesis: ANN 50, MLP 50, CNN 10 per set. A CNN census costs about 200 s on the 9000 validation "
         "images and 1400 s on the 60,000 training images on this 2-core machine (its every node is removed "
         "alone, 544 evaluations), so fewer CNNs were estimated. Layers are listed first to last (the thesis's "
-        "appendix lists some CNN tables last to first, spec §7 item 3)."
+        "appendix lists some CNN tables last to first, Appendix D.1)."
     )
     ctx.table(
         "census",

@@ -113,7 +113,7 @@ def prune_one(setting: cp.Setting, arch: str, seed: int, on: str) -> dict[str, A
 
 
 def check_strategy(setting: cp.Setting, arch: str, seed: int, on: str, expected: dict[str, list[int]]) -> bool:
-    """Spec invariant I6 on a real model: ``PreComputed(LossDelta(set))`` removes exactly the census's zero ∪ worse."""
+    """Algorithm 3 on a real model: ``PreComputed(LossDelta(set))`` removes exactly the census's zero ∪ worse."""
     model = cp.trained(setting, arch, seed, on=on)
     data = setting.estimation_set(on)
     masker = npr.Masker(model, data[0][:1])
@@ -235,7 +235,7 @@ def run(ctx: Run) -> None:
         )
         + " (training set / validation set; the thesis: ANN and MLP 50, CNN 10). The removal uses each model's "
         "census: all ψ ≥ −1e-5 at once, which is what `PreComputed(LossDelta(set))` does — checked on the first "
-        f"ANN and MLP of each set: {sum(checked)} of {len(checked)} identical removal sets (spec invariant I6)."
+        f"ANN and MLP of each set: {sum(checked)} of {len(checked)} identical removal sets (Algorithm 3 = 4)."
     )
     ctx.table(
         "precomputed",

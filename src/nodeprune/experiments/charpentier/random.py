@@ -42,7 +42,7 @@ PAPER: dict[str, Any] = {
     "shrink_mean": (5.50, 8.60, 10.65, 8.40, 5.60),
     "shrink_std": (1.5728, 1.8468, 3.1502, 3.409, 3.7613),
 }
-EPOCHS = 10  # the author's Fashion-MNIST notebook trains this ANN 10 epochs; the text says 5 (spec §7 item 10)
+EPOCHS = 10  # the author's Fashion-MNIST notebook trains this ANN 10 epochs; the text says 5 (§4.1)
 
 
 def hidden_view(model: nn.Sequential, data: tuple[torch.Tensor, torch.Tensor]) -> tuple[nn.Sequential, tuple]:
@@ -152,7 +152,7 @@ def run(ctx: Run) -> None:
 
     ctx.text(
         f"{setting.summary()} One ANN (seed {ctx.seeds[0]}) trained on all {len(setting.train[1])} training images"
-        + (f" for {EPOCHS} epochs (the author's notebook; the text says 5, spec §7 item 10)" if epochs else "")
+        + (f" for {EPOCHS} epochs (the author's notebook; the text says 5, §4.1)" if epochs else "")
         + f": test loss {loss0:.4f}, accuracy {acc0:.4f} (the thesis's: {PAPER['baseline'][1]}, "
         f"{PAPER['baseline'][0]}). Algorithm 1: {draws} draws per n (the thesis: 1000). Algorithm 2: {runs} runs "
         f"per n of {attempts} proposals (the thesis: 20 of 64), acceptance on the training set. The evaluation "

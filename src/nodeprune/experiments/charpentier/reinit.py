@@ -1,6 +1,6 @@
 """Charpentier (2020) §4.9: importance-driven initialisation (Algorithm 7) against the same initialisation untouched.
 
-``nodeprune reproduce charpentier-reinit``. A paired design (spec §1.7 f): for every seed, the untrained model
+``nodeprune reproduce charpentier-reinit``. A paired design (our reading of §4.9): for every seed, the untrained model
 is either trained as it is (the baseline: charpentier-census's validation-protocol model) or first passed
 through :func:`nodeprune.reinit.reinitialise` — its zero and worse nodes, measured on the 15 % validation
 split, redrawn layer by layer until more than 90 % of each layer is important (at most 100 rounds, the

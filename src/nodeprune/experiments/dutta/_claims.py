@@ -1,4 +1,4 @@
-"""Dutta & Mitra's Table 2 and the verdicts shared by dutta-digits and dutta-fashion (criteria of spec §4.1)."""
+"""Dutta & Mitra's Table 2 and the verdicts shared by dutta-digits and dutta-fashion (nodeprune's criteria)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def _paper(configs: list[str], metric: str) -> str:
 
 
 def verdicts(ctx: Run, rows: list[dict[str, Any]], probes: list[dict[str, Any]], metric: str = "top10") -> None:
-    """A verdict per claim of :data:`CLAIMS` (criteria of spec §4.1, fixed before the runs); ``metric`` is the
+    """A verdict per claim of :data:`CLAIMS` (nodeprune's criteria, fixed before the runs); ``metric`` is the
     accuracy compared: ``"top10"`` (Table 2's, for long curves) or ``"max_curve"`` (its first column)."""
     by = {row["config"]: row for row in rows}
     pairs = []
@@ -79,7 +79,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]], probes: list[dict[str, Any]],
     ctx.verdict(
         "DM-7",
         _status(within),
-        f"non-inferiority: pruned ≥ fixed − 1 pp on the {name} of the seed-mean curve for every pair (spec DM-7); "
+        f"non-inferiority: pruned ≥ fixed − 1 pp on the {name} of the seed-mean curve for every pair; "
         f"the paper's superiority (pruned > fixed) holds in {sum(better)} of {len(pairs)} pairs here, and in "
         f"{sum(a > b for a, b in in_paper)} of these {len(in_paper)} pairs in Table 2",
         paper=_paper([c for p, f in pairs for c in (f["config"], p["config"])], metric),
@@ -89,7 +89,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]], probes: list[dict[str, Any]],
     ctx.verdict(
         "DM-8",
         _status(lower),
-        "final test loss of the pruned net below the fixed-width net's, for every pair (spec DM-8)",
+        "final test loss of the pruned net below the fixed-width net's, for every pair",
         paper="pruned loss curves 'for the most part always lower' (Figs. 3–8; no numbers)",
         ours="; ".join(
             f"{f['config']}: {f['final_loss']:.4f} vs {p['config']}: {p['final_loss']:.4f}" for p, f in pairs
@@ -102,8 +102,8 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]], probes: list[dict[str, Any]],
     ctx.verdict(
         "DM-9",
         _status(best) if complete else "not",
-        f"the (P, L) row has the highest {name} of the four rows of its width, ties going to the other row (the "
-        "spec recommends reporting only; verdict: every width, some widths, none)"
+        f"the (P, L) row has the highest {name} of the four rows of its width, ties going to the other row ("
+        "reported only; verdict: every width, some widths, none)"
         if complete
         else "not measured: this run has no LeakyReLU rows",
         paper="(P, L) best at 16, 32, 64, 128 (Table 2; by 0.01–0.2 pp)",
@@ -122,7 +122,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]], probes: list[dict[str, Any]],
         ctx.verdict(
             "DM-10",
             "reproduced" if target[metric] >= dropout[metric] - 0.01 else "not",
-            f"{target['config']} within 1 pp of 512(D) on the {name} (spec DM-10)"
+            f"{target['config']} within 1 pp of 512(D) on the {name}"
             + ("" if target["config"] == "128 (P, L)" else "; 128 (P, L) was not run, the best pruned row stands in"),
             paper=_paper(["128 (P, L)", "512(D)"], metric),
             ours=f"{target['config']}: {target[metric]:.4f} vs 512(D): {dropout[metric]:.4f}",
@@ -131,7 +131,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]], probes: list[dict[str, Any]],
     ctx.verdict(
         "DM-4",
         _status(recovered),
-        "mean test accuracy one period after each event is at most 1 pp below the accuracy before it (spec DM-4)",
+        "mean test accuracy one period after each event is at most 1 pp below the accuracy before it",
         paper="each event degrades performance, which soon recovers (§7.3, Fig. 1; no numbers)",
         ours="; ".join(_event(e) + f" {e['before']:.4f} → {e['low']:.4f} → {e['recovered']:.4f}" for e in probes),
     )
@@ -166,8 +166,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]], probes: list[dict[str, Any]],
     ctx.verdict(
         "DM-5",
         "reproduced" if spread and rising else ("partly" if spread or rising else "not"),
-        "p_max − p_min > 0.1 at the first event (spec DM-5), and the median retention higher at the last event "
-        "than at the first",
+        "p_max − p_min > 0.1 at the first event, and the median retention higher at the last event than at the first",
         paper="not measured in the paper; implied by 'the retention probability increases' (§5)",
         ours="; ".join(
             _event(e) + f" p {e['p_min']:.3f} / {e['p_median']:.3f} / {e['p_max']:.3f}" for e in [*first, *last]
@@ -179,7 +178,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]], probes: list[dict[str, Any]],
         "DM-6",
         "reproduced" if ordered and all(ordered) else ("partly" if any(ordered) and all(firsts) else "not"),
         "removing the lowest-retention quota hurts less than a random one, which hurts less than the highest "
-        "(low ≥ random ≥ high; spec DM-6) at every event; 'partly' when it holds at the first event and some others",
+        "(low ≥ random ≥ high) at every event; 'partly' when it holds at the first event and some others",
         paper="lowest retention = least important (§5 hypothesis; never tested in the paper)",
         ours="; ".join(_event(e) + f" {e['low']:.4f} / {e['random']:.4f} / {e['high']:.4f}" for e in probes),
     )

@@ -43,7 +43,7 @@ class Setup:
     standout: str
     period: int = 25  # Dutta & Mitra, Appendix A
     adam_epochs: int = 400  # Dutta & Mitra, Appendix A
-    batch: int = 64  # not reported (spec D9); nodeprune's choice
+    batch: int = 64  # not reported (Appendix A); nodeprune's choice
     log: Callable[[str], None] | None = None
 
 

@@ -1,6 +1,6 @@
 """Dutta & Mitra's pruned-to-k versus fixed-width-k comparison, on digits (stand-in for Fashion-MNIST).
 
-Protocol (spec §4.1, "DM-digits"): ``load_digits`` scaled to [0, 1], stratified 80/20 split per seed
+Protocol (nodeprune's stand-in, "DM-digits"): ``load_digits`` scaled to [0, 1], stratified 80/20 split per seed
 (1437 / 360); 64 → FC-512 → FC-10 (no output bias, Table 1) in place of the CNN; the training plan of
 :mod:`._dutta` (γ = 0.5, P = 25, SGD then 400 Adam epochs: Appendix A). Table 2's grid: k = 16, 32, 64, 128,
 ReLU and LeakyReLU, pruned and fixed, and 512 with dropout 0.5; 5 seeds, as the paper. Reported as the paper
@@ -73,11 +73,11 @@ def reproduce(ctx: Context) -> None:
 def report(ctx: Context, rows: list[dict[str, Any]], probes: list[dict[str, Any]], schedule: str) -> None:
     ctx.text(
         "Protocol: digits stand in for Fashion-MNIST, and an MLP 64 → FC-512 → FC-10 for the CNN's classifier "
-        "(the pruned layer is the FC layer in both). α = 1, β = 0 (never reported, spec D2); SGD lr 0.01, "
-        "momentum 0.9, batch 64 (lr and batch unstated, D9); softmax cross-entropy (D7); "
+        "(the pruned layer is the FC layer in both). α = 1, β = 0 (never reported, §4, Algorithm 1); SGD lr 0.01, "
+        "momentum 0.9, batch 64 (lr and batch unstated, Appendix A); softmax cross-entropy (Table 1); "
         + (schedule or "P = 25, γ = 0.5, 400 Adam epochs (Appendix A)")
         + "; fixed-width baselines without dropout; LeakyReLU (slope 0.01) in the FC layer for the (L) rows "
-        "(the only non-linearity of the MLP, D8); 512(D) with ReLU, as Table 2. One torch thread. The test set "
+        "(the only non-linearity of the MLP, §7.4); 512(D) with ReLU, as Table 2. One torch thread. The test set "
         "has 360 images: one image is 0.28 pp, which is the size of the paper's differences."
     )
     ctx.table(

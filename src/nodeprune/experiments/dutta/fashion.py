@@ -28,7 +28,7 @@ __all__ = ["EXPERIMENT", "PAPER_EPOCHS", "build", "paper_protocol_epochs", "to_2
 
 PERIOD, ADAM = 1, 5  # time-compressed schedule (the paper: 25 and 400; Appendix A)
 QUICK_TRAIN, QUICK_ADAM = 300, 1  # --quick: training images and Adam epochs
-PAPER_EPOCHS = {16: 550, 32: 525, 64: 500, 128: 475}  # the paper's epochs per run (spec §1.7, from Appendix A)
+PAPER_EPOCHS = {16: 550, 32: 525, 64: 500, 128: 475}  # the paper's epochs per run (Appendix A)
 TABLE1_FC = 589_824 + 5_120  # Table 1: FC-512 and FC-10 (weights only, as printed)
 
 
@@ -103,11 +103,11 @@ def report(
     ctx.text(
         f"Protocol: {ctx.data.label}, {n} training and {m} test images"
         + (", upsampled ×3 and zero-padded to 28×28" if ctx.data.name == "digits" else "")
-        + ", inputs in [0, 1] without normalisation (D9). Table 1's bigger CNN (conv 5×5 / stride 1 / padding "
-        "2 + max-pool 2×2, 32-64-128 filters, FC input 1152, spec D6) with the FC-512 layer pruned to k; "
-        "α = 1, β = 0 (never reported, D2); SGD lr 0.01, momentum 0.9, batch 64 (lr and batch unstated, D9), "
-        "then Adam with PyTorch's defaults; softmax cross-entropy (D7); LeakyReLU (slope 0.01) everywhere for "
-        "the (L) rows (D8); fixed-width baselines without dropout, SGD for the first 4P epochs then Adam, "
+        + ", inputs in [0, 1] without normalisation (Appendix A). Table 1's bigger CNN (conv 5×5 / stride 1 / padding "
+        "2 + max-pool 2×2, 32-64-128 filters, FC input 1152, Table 1, stride 1) with the FC-512 layer pruned to k; "
+        "α = 1, β = 0 (never reported, §4); SGD lr 0.01, momentum 0.9, batch 64 (lr and batch unstated, Appendix A), "
+        "then Adam with PyTorch's defaults; softmax cross-entropy (Table 1); LeakyReLU (slope 0.01) everywhere for "
+        "the (L) rows (§7.4); fixed-width baselines without dropout, SGD for the first 4P epochs then Adam, "
         "the same total epochs; 512(D) with ReLU and the epochs of k = 32. **Time-compressed**: pruning period "
         f"P = {PERIOD} epoch (the paper: 25), γ = 0.5 (as the paper), {adam} Adam epochs (the paper: 400), "
         f"widths {' and '.join(map(str, widths))} (the paper: 16, 32, 64, 128), {len(ctx.seeds)} seed(s) (the "
@@ -180,10 +180,10 @@ def weights(ctx: Context, all_runs: list[Result]) -> None:
         "DM-11",
         "reproduced" if exact and all(abs(s - (1 - k / WIDTH)) < 1e-12 for k, s in shares.items()) else "not",
         "the compacted models' FC and output layers have exactly (1152 + 1)·k + 10·k parameters, i.e. 1 − k/512 "
-        "of the FC-512 model's are removed (spec DM-11); the paper reports no weight counts after pruning and has "
+        "of the FC-512 model's are removed; the paper reports no weight counts after pruning and has "
         "no link-dropout (DropConnect) experiment, so the comparison with link dropout cannot be checked",
         paper="'large reduction in the number of weights' (abstract; no numbers). Table 1: FC-512 589,824 + FC-10 "
-        "5,120 weights; spec §1.6: 93.75 % of the FC weights at k = 32, 75 % at 128 (65.5 % / 52.4 % of all)",
+        "5,120 weights, so 93.75 % of the FC weights at k = 32, 75 % at 128 (65.5 % / 52.4 % of all)",
         ours="; ".join(
             f"k={k}: {100 * shares[k]:.2f} % of the FC weights, {100 * totals[k]:.1f} % of all {full:,}"
             for k in sorted(shares)

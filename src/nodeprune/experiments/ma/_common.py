@@ -1,8 +1,8 @@
 """Shared by ma-digits and ma-cnn: Ma's training configurations, cross-validation folds, the prune-and-measure step.
 
 Ma (§2.1–2.3) trains with learning rate 0.01, first with the whole training set as one batch for 200 epochs,
-then (Exp. 3) with batch 10. The optimiser is not stated (spec M1): Adam for the full-batch runs and SGD for
-the batch-10 runs, as the spec's pilot. After training, ``Merge(Distinctiveness(training fold))`` prunes the
+then (Exp. 3) with batch 10. The optimiser is not stated (§2.1): Adam for the full-batch runs and SGD for
+the batch-10 runs, nodeprune's choice. After training, ``Merge(Distinctiveness(training fold))`` prunes the
 layer once (15°/165°, Gedeon's −0.5 centring by default), without retraining; accuracy on the held-out fold
 before and after, and the removal rate (removed / initial, Ma eq. 1).
 """
@@ -45,8 +45,8 @@ class Training:
     epochs: int
 
 
-ADAM_FULL = Training("adam-full", "adam", None, 200)  # Ma §2.1 (200 epochs, whole training set); Adam: spec M1
-SGD_10 = Training("sgd-10", "sgd", 10, 100)  # Ma Exp. 3, two-layer (batch 10, 100 epochs); SGD: spec M1
+ADAM_FULL = Training("adam-full", "adam", None, 200)  # Ma §2.1 (200 epochs, whole training set); Adam: our choice
+SGD_10 = Training("sgd-10", "sgd", 10, 100)  # Ma Exp. 3, two-layer (batch 10, 100 epochs); SGD: our choice
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,11 @@
 
 ``nodeprune reproduce ma-cnn``. ``zoo.ma_cnn(H)``: conv 5×5 (5 filters) → pool → conv 5×5 (10) → pool → FC
 250 → H (sigmoid; the pruned layer ``fc1``) → 10, ReLU after the convolutions, PyTorch's initialisation (Ma
-states neither, spec M1). Ma's 32×32 optdigits bitmaps are not available offline: the stand-in is
+states neither, §2.1). Ma's 32×32 optdigits bitmaps are not available offline: the stand-in is
 scikit-learn's 8×8 digits in [0, 1] upsampled ×4 (nearest) to 32×32, which keeps his shapes (FC input 250)
 but gives blocky intensity images instead of binary drawings, and a third of his 5620 samples. Validations
 (Ma's Table 1 and §3.3): 10-fold CV; experiments: 5-fold. Full batch: Adam, lr 0.01; batch 10: SGD, lr 0.01
-(spec M1; an Adam batch-10 ablation shows the optimiser's part). Pruning as in ma-digits (:mod:`._ma`).
+(no optimiser in Ma, §2.1; an Adam batch-10 ablation shows the optimiser's part). Pruning as in ma-digits (:mod:`._ma`).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def reproduce(ctx: Run) -> None:
         "binary 32×32 optdigits bitmaps (not available offline; a third of his 5620 samples); `zoo.ma_cnn(H)` "
         "(ReLU after the convolutions, sigmoid FC layer, PyTorch's initialisation; Ma states neither), "
         "cross-entropy, learning rate 0.01; full batch with Adam, batch 10 with SGD (Ma names no optimiser, "
-        f"spec M1). Validations {p.validation_folds}-fold (Ma: 10), experiments {p.folds}-fold (Ma: 5), "
+        f"§2.1). Validations {p.validation_folds}-fold (Ma: 10), experiments {p.folds}-fold (Ma: 5), "
         "stratified, `random_state=0`. Exp. 2 trains each fold once and prunes a copy after each epoch count "
         "(a run stopped at e epochs is the prefix of the longer run). Pruning: Merge of `fc1` with −0.5 "
         "centring, 15°/165°, once, no retraining. One torch thread. The compacted model equals the masked one "
@@ -135,7 +135,7 @@ CONFUSION_CAPTION = (
 
 
 def verdicts(ctx: Run, rows: list[dict[str, Any]], matrix: list[list[int]], p: Protocol) -> None:
-    """A verdict per claim (criteria of spec §4.2 MA-10–MA-12, fixed before the runs)."""
+    """A verdict per claim (nodeprune's criteria for MA-10–MA-12, fixed before the runs)."""
     val = row(rows, "validation, full batch", 200)
     if val is None:
         raise RuntimeError("the full-batch validation is part of every protocol")
@@ -144,7 +144,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]], matrix: list[list[int]], p: P
     ctx.verdict(
         "MA-10",
         "reproduced" if drop and unstable else ("partly" if drop or unstable else "not"),
-        "the pruned fold accuracies vary more than the unpruned ones (spec MA-10) and their mean is at least 5 pp "
+        "the pruned fold accuracies vary more than the unpruned ones and their mean is at least 5 pp "
         "lower (the paper's break-down); 'partly' when only one holds",
         paper="unpruned stable; pruned between 28 % and 92 % over the folds (§3.1, Figs. 2–3)",
         ours=f"unpruned {_pct(val['accuracy_before'])} (sd {_pp(val['sd_before'])}); pruned "
@@ -159,7 +159,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]], matrix: list[list[int]], p: P
     ctx.verdict(
         "MA-10e",
         "reproduced" if falls and level else ("partly" if falls or level else "not"),
-        "removal rate after 10 epochs above that after 200 (spec MA-10), and its mean over 200–1000 epochs within "
+        "removal rate after 10 epochs above that after 200, and its mean over 200–1000 epochs within "
         "[10, 30] % (Ma: about 20 %)" + ("" if late else "; the quick protocol stops at 10 epochs"),
         paper="very high after few epochs; about 20 % with more epochs (Exp. 2, Fig. 9)",
         ours=", ".join(f"{int(r['epochs'])} ep: {_pct(r['removal_rate'], 1)}" for r in exp2),
@@ -182,7 +182,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]], matrix: list[list[int]], p: P
         "MA-9c",
         "reproduced" if stable and kept else ("partly" if stable or kept else "not"),
         "with batch 10 the removal rate stays at most 20 % and pruned accuracy is at most 0.5 pp lower at every "
-        "measured H (spec MA-9, for the CNN)",
+        "measured H (MA-9, for the CNN)",
         paper="removal rate stable with H; pruned accuracy ≈ original (Exp. 3, Figs. 12–13)",
         ours=", ".join(
             f"H={int(r['hidden'])}: {_pct(r['removal_rate'], 1)}, {_pct(r['accuracy_before'])} → "
@@ -194,7 +194,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]], matrix: list[list[int]], p: P
     ctx.verdict(
         "MA-12",
         ("reproduced" if 0.05 <= wide["removal_rate"] <= 0.20 else "not") if wide else "not",
-        "removal rate at H = 2000 with batch 10 within [5, 20] % (spec MA-12)"
+        "removal rate at H = 2000 with batch 10 within [5, 20] %"
         + ("" if wide else "; not measured: the quick protocol stops at H = 50"),
         paper="about 200 of 2000 hidden units removed, 1800 left (§4)",
         ours=f"{wide['removal_rate'] * 2000:.0f} of 2000 ({_pct(wide['removal_rate'], 1)})" if wide else "",
@@ -209,7 +209,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]], matrix: list[list[int]], p: P
         "MA-11",
         "reproduced" if kept and classes else ("partly" if kept or classes else "not"),
         "pruned at most 0.5 pp below unpruned, and every class at least 95 % accurate in the pooled confusion "
-        "matrix of the pruned models (spec MA-11)",
+        "matrix of the pruned models",
         paper="≈ 98.5 % with and without pruning; per class 96.5–100 % (§3.3, Figs. 14–15; Fig. 15's fold: 99.11 %)",
         ours=f"{_pct(improved['accuracy_before'])} → {_pct(improved['accuracy_after'])}; per class "
         f"{_pct(worst)}–{_pct(max(per_class(matrix)))}",

@@ -1,6 +1,6 @@
 """Ma's distinctiveness pruning of the 64-H-10 sigmoid network on scikit-learn's digits (Ma, §3.1, Exp. 1–3).
 
-``nodeprune reproduce ma-digits``. Protocol (spec §4.2, "Ma-digits"): ``load_digits`` with raw 0..16
+``nodeprune reproduce ma-digits``. Protocol (nodeprune's, "Ma-digits"): ``load_digits`` with raw 0..16
 inputs (the UCI pre-processed format Ma used; scikit-learn ships its 1797-sample test part, about a third of
 Ma's 5620), stratified CV (``random_state=0``), ``zoo.ma_net(H)`` (sigmoid, PyTorch's default
 initialisation), cross-entropy, learning rate 0.01. Validation (Ma's Table 1, runs 1 and 3): 10-fold, H = 50,
@@ -36,7 +36,7 @@ class Protocol:
         self.folds = 2 if quick else 5  # Ma's experiments use 5-fold CV (§2.3)
         # Ma's grid is 10, 20, …, 100, 200, …, 1000, 1100, …, 2000 (Table 2); a subset, with his 1700
         self.exp1 = [50, 200] if quick else [10, 50, 100, 200, 500, 1000, 1500, 1700, 2000]
-        self.exp2 = [] if quick else [50, 500, 1000, 2000]  # spec MA-8: 50, 500, 2000 (and 1000)
+        self.exp2 = [] if quick else [50, 500, 1000, 2000]  # Ma's Exp. 2 (§2.3): 50, 500, 2000 (and 1000)
         self.exp3 = [50] if quick else [10, 50, 100, 200, 500, 1000, 2000]
         self.centring = [] if quick else [50, 500]
 
@@ -79,9 +79,9 @@ def reproduce(ctx: Run) -> None:
         "format of Ma's two-layer network, but a third of Ma's 5620 samples), stratified CV with "
         f"`random_state=0`: {protocol.validation_folds}-fold for the validation at H = 50 (Ma: 10-fold), "
         f"{protocol.folds}-fold for the experiments (Ma: 5-fold). 64-H-10 sigmoid network, cross-entropy, "
-        "learning rate 0.01. Ma states neither the optimiser nor the centring (spec M1, M2): Adam for the "
+        "learning rate 0.01. Ma states neither the optimiser nor the centring (§2.1, §2.2): Adam for the "
         "full-batch runs (200 epochs; Exp. 2 continues the same runs to 1500 epochs), SGD for the batch-10 "
-        "runs (100 epochs), Gedeon's −0.5 centring, one greedy pass (M5), exact removal, no retraining. Ma's "
+        "runs (100 epochs), Gedeon's −0.5 centring, one greedy pass (our reading), exact removal, no retraining. Ma's "
         "grid has 29 widths (10–100 by 10, 200–2000 by 100); we run the subset in the table, with his 1700. "
         f"One torch thread. The compacted model equals the masked one within "
         f"{max(r['max_compact_difference'] for r in rows):.1e} on every fold."
@@ -104,7 +104,7 @@ def reproduce(ctx: Run) -> None:
 
 
 def verdicts(ctx: Run, rows: list[dict[str, Any]]) -> None:
-    """A verdict per claim from the summary rows (criteria of spec §4.2, fixed before the runs)."""
+    """A verdict per claim from the summary rows (nodeprune's criteria, fixed before the runs)."""
     val = row(rows, "validation", 50)
     if val is None:
         raise RuntimeError("the H = 50 validation is part of every protocol")
@@ -112,7 +112,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]]) -> None:
     ctx.verdict(
         "MA-4",
         "reproduced" if ok else "not",
-        f"unpruned within [96, 99] % and pruned at most 0.5 pp lower (spec MA-4), {int(val['folds'])}-fold CV",
+        f"unpruned within [96, 99] % and pruned at most 0.5 pp lower, {int(val['folds'])}-fold CV",
         paper="≈ 97.5 % with and without pruning (§3.1, Figs. 2–3; 10-fold CV)",
         ours=f"{100 * val['accuracy_before']:.2f} → {100 * val['accuracy_after']:.2f} %",
     )
@@ -121,7 +121,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]]) -> None:
     ctx.verdict(
         "MA-5",
         "reproduced" if all(inside) and len(mid) == 4 else ("partly" if any(inside) else "not"),
-        "removal rate within [5, 15] % at every H in 50–500 (spec MA-5)"
+        "removal rate within [5, 15] % at every H in 50–500"
         + ("" if len(mid) == 4 else "; the quick protocol measures only H = 50, 200"),
         paper="≈ 10 % for 50–500 hidden units (Exp. 1, Fig. 5)",
         ours=", ".join(f"H={int(r['hidden'])}: {100 * r['removal_rate']:.1f} %" for r in mid),
@@ -143,7 +143,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]]) -> None:
             claim,
             "reproduced" if rising and steep else ("partly" if rising else "not"),
             f"after {epochs} epochs the removal rate rises from H = 500 to 1000 to 2000, and at 2000 exceeds "
-            "twice that at 500 (spec MA-6" + (", MA-8)" if claim == "MA-8" else ")"),
+            "twice that at 500 (" + ("MA-6, MA-8)" if claim == "MA-8" else "MA-6)"),
             paper=paper,
             ours=", ".join(
                 f"H={int(r['hidden'])}: {100 * r['removal_rate']:.1f} %" for r in sorted([*present, *at], key=_width)
@@ -160,7 +160,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]]) -> None:
             "MA-7",
             "reproduced" if drop and unstable else ("partly" if drop or unstable else "not"),
             "at H = 1000 and 2000 the pruned mean is below the unpruned one and the fold spread is larger "
-            "(spec MA-7); Ma gives the size of the drop only in a figure",
+            "(MA-7); Ma gives the size of the drop only in a figure",
             paper="pruned accuracy decreases after 500 units and becomes unstable (Exp. 1, Fig. 4)",
             ours="; ".join(
                 f"H={int(r['hidden'])}: {100 * r['accuracy_before']:.2f} → {100 * r['accuracy_after']:.2f} %, "
@@ -175,7 +175,7 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]]) -> None:
         "MA-9",
         "reproduced" if stable and kept_up else ("partly" if stable or kept_up else "not"),
         "with batch 10 the removal rate stays at most 20 % and pruned accuracy is at most 0.5 pp lower at every "
-        "measured H (spec MA-9)",
+        "measured H",
         paper="removal rate stable with H; pruned accuracy ≈ unpruned (Exp. 3, Figs. 10–11)",
         ours=", ".join(
             f"H={int(r['hidden'])}: {100 * r['removal_rate']:.1f} %, "

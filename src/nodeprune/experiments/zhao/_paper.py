@@ -2,8 +2,8 @@
 
 Every curve is test accuracy or mean test cross-entropy at 0, 10, …, 90 % of the convolution channels pruned
 (one-shot, no fine-tuning) on her VGG-16 (frozen ImageNet features, trained head) on CIFAR-10. Transcribed
-from the thesis text (spec ``zhao-relevance.md`` §3); the δ = 0.8–1.0 rows of Table B.3 are kept apart
-because they cannot be measurements (spec §3.6: identical rows, 0.486 accuracy at "100 %").
+from the thesis text (Appendix B); the δ = 0.8–1.0 rows of Table B.3 are kept apart
+because they cannot be measurements (Table B.3: identical rows, 0.486 accuracy at "100 %").
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ B3_DELTA_LOSS = {
 }
 # fmt: on
 B3_INVALID_ACCURACY = [_A0, 0.8030, 0.7636, 0.7444, 0.7172, 0.6888, 0.6596, 0.6236, 0.5828, 0.5364, 0.4860]
-"""Table B.3's identical δ = 0.8, 0.9 and 1.0 rows, 0 % … "100 %" (spec §3.6: not genuine measurements)."""
+"""Table B.3's identical δ = 0.8, 0.9 and 1.0 rows, 0 % … "100 %" (not genuine measurements)."""
 
 PICK_PATTERNS = {
     0.0: "pppppppppppppppppppp",
@@ -124,4 +124,4 @@ PICK_PATTERNS = {
     1.0: "rrrrrrrrrrrrrrrrrrrr",
 }
 """First picks of Listing 4.4 run with Python floats for δ = ``i * 0.1`` (p = parameter, r = relevance);
-spec §1.6, from running the thesis's listing."""
+from running the thesis's listing (Zhao, §4.4.6)."""

@@ -153,7 +153,7 @@ def protocol_text(ctx: Run, collected: Collected, what: str) -> None:
         f"* Seeds {_span(collected.seeds)} (model initialisation and training order); the paper ran each "
         f"configuration once. Sweeps took {collected.seconds:.0f} s with {threads}.",
         "* Both scopes: **global** (one ascending list of all channels, the prefix at p % is p % of the total —"
-        " the thesis's reading, spec §1.4) and **layerwise** (p % of every layer). Nested prefixes from one "
+        " the thesis's reading, §4.4.4) and **layerwise** (p % of every layer). Nested prefixes from one "
         "scoring pass per strategy, ratios 0–90 % (floor of p·N), one-shot, no fine-tuning. Every layer keeps "
         "at least one channel (nodeprune's `min_keep=1`; the thesis could empty a layer).",
         "* Relevance: LRP α2β1 on every Conv/Linear with biases ignored (`Relevance`'s default composite, "

@@ -1,10 +1,10 @@
 """The models Zhao (2024)'s experiments prune: her VGG-16 on CIFAR-10, or two small stand-ins on digits.
 
-* ``"frozen"`` (digits; the spec's S4, the closest to the thesis's regime): a small VGG-like trunk
+* ``"frozen"`` (digits; "S4", the closest to the thesis's regime): a small VGG-like trunk
   (conv16-conv16-M-conv32-conv32-M-conv64, FC 256→64) is trained on the digits 0–4 of the training split,
   **frozen**, and a fresh head (ReLU, Linear 64→64, ReLU, Linear 64→10, Dropout 0.25 after the logits, as
   Zhao's) is trained on all ten digits — as Zhao froze ImageNet features and trained a head on CIFAR-10.
-* ``"trained"`` (digits; the spec's S3 pilot): the same architecture with a 64→10 output, trained end to end.
+* ``"trained"`` (digits; "S3"): the same architecture with a 64→10 output, trained end to end.
 * ``"cifar"`` (with ``--data`` holding CIFAR-10): ``zoo.zhao_vgg16`` with torchvision's ImageNet weights
   when their file is found locally (never downloaded), otherwise torchvision's random initialisation;
   the frozen part's outputs are computed once and the head is trained on them.
@@ -156,7 +156,7 @@ def build(key: str, ctx: Run, seed: int, protocol: Protocol, cache: dict[str, An
 
 
 def _digits_net(classes: int) -> nn.Sequential:
-    """conv16-conv16-M-conv32-conv32-M-conv64 → FC 256→64 → ``classes``, ReLU, no BatchNorm (spec §4.4, S3)."""
+    """conv16-conv16-M-conv32-conv32-M-conv64 → FC 256→64 → ``classes``, ReLU, no BatchNorm (S3)."""
     parts: list[tuple[str, nn.Module]] = []
     channels = 1
     for block, widths in enumerate(((16, 16), (32, 32), (64,)), start=1):
