@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,15 +280,16 @@ class Run:
     def figure(self, name: str, figure: Any, caption: str = "") -> Path:
         """Write a matplotlib ``figure`` (closed afterwards) to ``name.png`` and embed it in the report.
 
-        For plots :meth:`plot` cannot draw (several panels, bands of ± one standard deviation).
+        For plots :meth:`plot` cannot draw (several panels, bands of ± one standard deviation). Build the figure
+        with :func:`nodeprune.report.new_figure` (outside pyplot); one made by pyplot is closed there.
         """
-        import matplotlib.pyplot as plt
-
         path = self._file(name, ".png")
         try:
             figure.savefig(path, dpi=110)
         finally:
-            plt.close(figure)
+            pyplot = sys.modules.get("matplotlib.pyplot")  # a pyplot figure exists only if pyplot was imported
+            if pyplot is not None:
+                pyplot.close(figure)
         self.sections.append(f"![{caption or name}]({path.name})" + (f"\n\n*{caption}*" if caption else ""))
         return path
 
