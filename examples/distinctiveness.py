@@ -14,13 +14,13 @@ import torch
 from torch import nn
 
 import nodeprune as npr
-from nodeprune.datasets import load_digits, split
+from nodeprune.datasets import holdout_split, load_digits
 
 
 def main() -> None:
     torch.manual_seed(0)
     inputs, targets = load_digits()
-    train, test = split(inputs * 16.0, targets, 0.2, seed=0)  # raw 0..16 features, as in Ma's UCI file
+    train, test = holdout_split(inputs * 16.0, targets, 0.2, seed=0)  # raw 0..16 features, as in Ma's UCI file
     model = nn.Sequential(nn.Linear(64, 50), nn.Sigmoid(), nn.Linear(50, 10))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     for _ in range(200):  # full batch

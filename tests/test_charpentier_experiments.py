@@ -55,7 +55,7 @@ def cached(shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def digits_setting(quick: bool = True, cache: Path | None = None) -> cp.Setting:
     inputs, targets = datasets.load_digits()
-    train, test = datasets.split(inputs.reshape(-1, 1, 8, 8), targets, 0.2, seed=0)
+    train, test = datasets.holdout_split(inputs.reshape(-1, 1, 8, 8), targets, 0.2, seed=0)
     fit, validation = datasets.thesis_split(train)
     return cp.Setting("digits", "digits", train, fit, validation, test, 10, cache, quick=quick)
 

@@ -24,10 +24,14 @@ import torch
 from nodeprune.datasets import (
     DatasetError,
     DatasetNotFoundError,
+    TrainValidationTest,
     _download,
+    digits,
     download,
     find,
+    holdout_split,
     load_cifar10,
+    load_digits,
     load_fashion_mnist,
     load_mnist,
     stratified_split,
@@ -301,6 +305,38 @@ def test_stratified_split_is_exactly_70_15_15_per_balanced_class_and_disjoint() 
 def test_stratified_split_rejects_fractions_not_summing_to_one() -> None:
     with pytest.raises(ValueError, match=r"fractions must be three non-negative shares summing to 1; got \(0.7, 0.2"):
         stratified_split(torch.zeros(10), torch.zeros(10, dtype=torch.int64), fractions=(0.7, 0.2, 0.2))
+
+
+def test_holdout_split_holds_out_the_ceiling_share_of_one_seeded_permutation() -> None:
+    inputs, targets = torch.arange(10.0), torch.arange(10)
+    (rest_x, rest_y), (held_x, held_y) = holdout_split(inputs, targets, 0.25, seed=3)
+    order = np.random.RandomState(3).permutation(10).tolist()
+    assert (rest_y.tolist(), held_y.tolist()) == (order[:7], order[7:])  # ceil(0.25 · 10) = 3 held out
+    assert torch.equal(rest_x, rest_y.float()) and torch.equal(held_x, held_y.float())
+    with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\); got 1.0"):
+        holdout_split(inputs, targets, 1.0)
+
+
+def test_digits_are_a_train_validation_test_triple_cut_by_two_holdout_splits() -> None:
+    parts = digits(seed=0)
+    assert isinstance(parts, TrainValidationTest)
+    assert [len(part[1]) for part in (parts.train, parts.validation, parts.test)] == [1221, 216, 360]
+    rest, test = holdout_split(*load_digits(), 0.2, 0)
+    assert torch.equal(parts.test[1], test[1])
+    assert torch.equal(parts.validation[1], holdout_split(*rest, 0.15, 0)[1][1])
+
+
+@pytest.mark.parametrize(("old", "new"), [("Split", "TrainValidationTest"), ("split", "holdout_split")])
+def test_old_split_names_are_deprecated_aliases_of_the_new_ones(old: str, new: str) -> None:
+    import nodeprune.datasets as datasets
+
+    with pytest.warns(FutureWarning, match=rf"nodeprune.datasets.{old} was renamed {new} in 0.1.0; .* 0.3.0"):
+        alias = getattr(datasets, old)
+    assert alias is getattr(datasets, new)
+    with pytest.warns(FutureWarning, match=rf"renamed {new}"):
+        exec(f"from nodeprune.datasets import {old}", {})
+    with pytest.raises(AttributeError, match="has no attribute 'Split3'"):
+        datasets.Split3  # noqa: B018
 
 
 # ------------------------------------------------------------------------------------------ download

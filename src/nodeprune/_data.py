@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from torch.nn import functional as F
@@ -65,14 +65,7 @@ def batch_loss(output: torch.Tensor, target: torch.Tensor, loss_fn: LossFunction
     may return one loss per sample (summed here in float64) or the batch mean (multiplied by the batch
     size).
     """
-    if loss_fn is None:
-        return F.cross_entropy(output.double(), target, reduction="sum")
-    value = loss_fn(output, target)
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"loss_fn must return a tensor; got {type(value).__name__}")
-    if value.dim() == 0:
-        return value.double() * output.shape[0]
-    return value.double().sum()
+    return _loss(output, target, loss_fn, per_sample=False)
 
 
 def losses_and_hits(
@@ -96,13 +89,40 @@ def losses_and_hits(
 
 def sample_losses(output: torch.Tensor, target: torch.Tensor, loss_fn: LossFunction | None) -> torch.Tensor | None:
     """One float64 loss per sample, or None when ``loss_fn`` returns only the batch mean."""
+    return _loss(output, target, loss_fn, per_sample=True)
+
+
+@overload
+def _loss(
+    output: torch.Tensor, target: torch.Tensor, loss_fn: LossFunction | None, per_sample: Literal[False]
+) -> torch.Tensor: ...
+
+
+@overload
+def _loss(
+    output: torch.Tensor, target: torch.Tensor, loss_fn: LossFunction | None, per_sample: Literal[True]
+) -> torch.Tensor | None: ...
+
+
+def _loss(
+    output: torch.Tensor, target: torch.Tensor, loss_fn: LossFunction | None, per_sample: bool
+) -> torch.Tensor | None:
+    """The one implementation of :func:`batch_loss` and (``per_sample``) :func:`sample_losses`.
+
+    The default cross-entropy reduces inside ``F.cross_entropy`` (``"sum"`` or ``"none"``). A ``loss_fn``'s
+    batch mean becomes the batch total (mean × batch size), or None per sample. Its per-sample losses are
+    summed in float64: all of them for the batch total; per sample, every value of a sample's row (token
+    losses (B, T)), which needs one row per sample.
+    """
     if loss_fn is None:
-        return F.cross_entropy(output.double(), target, reduction="none")
+        return F.cross_entropy(output.double(), target, reduction="none" if per_sample else "sum")
     value = loss_fn(output, target)
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"loss_fn must return a tensor; got {type(value).__name__}")
     if value.dim() == 0:
-        return None
+        return None if per_sample else value.double() * output.shape[0]
+    if not per_sample:
+        return value.double().sum()
     if value.shape[0] != output.shape[0]:
         raise ValueError(
             f"loss_fn returned shape {tuple(value.shape)} for {output.shape[0]} samples; it must return one loss "

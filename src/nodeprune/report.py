@@ -9,9 +9,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["environment", "markdown_table", "plot_series", "text_table", "write_csv"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["environment", "markdown_table", "new_figure", "plot_series", "text_table", "write_csv"]
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
@@ -109,17 +112,15 @@ def plot_series(
     secondary: Mapping[str, Sequence[float]] | None = None,
     secondary_label: str = "",
 ) -> Path:
-    """Write a line plot (PNG) of one or more series against ``x``; needs matplotlib (``nodeprune[plot]``)."""
-    try:
-        import matplotlib
+    """Write a line plot (PNG) of one or more series against ``x``; needs matplotlib (``nodeprune[plot]``).
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("plots need matplotlib: pip install 'nodeprune[plot]'") from error
+    The figure is a :class:`matplotlib.figure.Figure` of its own, drawn by the Agg canvas: the user's
+    matplotlib backend and pyplot's figures are left as they are.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    figure = new_figure(figsize=(6.4, 4.2))
+    axis = figure.subplots()
     for label, values in series.items():
         axis.plot(x, values, marker="o", label=label)
     axis.set_xlabel(xlabel)
@@ -138,5 +139,27 @@ def plot_series(
         axis.set_title(title)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
     return path
+
+
+def new_figure(**options: Any) -> Figure:
+    """A matplotlib figure outside pyplot, drawn by the Agg canvas; needs matplotlib (``nodeprune[plot]``).
+
+    Unlike ``pyplot.figure``, it neither selects a backend nor joins pyplot's list of open figures, so
+    plotting from library code leaves the user's matplotlib state alone, and the figure is freed with its last
+    reference. ``options`` are :class:`matplotlib.figure.Figure`'s (``figsize``, ``dpi``, ...).
+
+    Examples
+    --------
+    >>> figure = new_figure(figsize=(2, 1))
+    >>> figure.get_size_inches().tolist()
+    [2.0, 1.0]
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError("plots need matplotlib: pip install 'nodeprune[plot]'") from error
+    figure = Figure(**options)
+    FigureCanvasAgg(figure)
+    return figure

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ VERDICTS = ("reproduced", "partly", "not")
 """The verdicts a claim can get: reproduced, partly reproduced, not reproduced."""
 
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "digits": "digits"}
-LOADERS: dict[str, Callable[[Path], datasets.Split2]] = {
+LOADERS: dict[str, Callable[[Path], datasets.TrainTest]] = {
     "mnist": datasets.load_mnist,
     "fashion-mnist": datasets.load_fashion_mnist,
     "cifar10": datasets.load_cifar10,
@@ -143,18 +144,18 @@ class Data:
     source: str
     fallback: str | None = None
     _folder: Path | None = None
-    _pairs: datasets.Split2 | None = field(default=None, repr=False)
+    _pairs: datasets.TrainTest | None = field(default=None, repr=False)
 
     @property
     def label(self) -> str:
         """Display name, e.g. ``"Fashion-MNIST"`` (the name itself for a dataset an experiment loads on its own)."""
         return DATASET_NAMES.get(self.name, self.name)
 
-    def _load(self) -> datasets.Split2:
+    def _load(self) -> datasets.TrainTest:
         if self._pairs is None:
             if self._folder is None:
                 inputs, targets = datasets.load_digits()
-                train, test = datasets.split(inputs.reshape(-1, 1, 8, 8), targets, 0.2, seed=0)
+                train, test = datasets.holdout_split(inputs.reshape(-1, 1, 8, 8), targets, 0.2, seed=0)
                 self._pairs = (train, test)
             else:
                 self._pairs = LOADERS[self.name](self._folder)
@@ -279,15 +280,16 @@ class Run:
     def figure(self, name: str, figure: Any, caption: str = "") -> Path:
         """Write a matplotlib ``figure`` (closed afterwards) to ``name.png`` and embed it in the report.
 
-        For plots :meth:`plot` cannot draw (several panels, bands of ± one standard deviation).
+        For plots :meth:`plot` cannot draw (several panels, bands of ± one standard deviation). Build the figure
+        with :func:`nodeprune.report.new_figure` (outside pyplot); one made by pyplot is closed there.
         """
-        import matplotlib.pyplot as plt
-
         path = self._file(name, ".png")
         try:
             figure.savefig(path, dpi=110)
         finally:
-            plt.close(figure)
+            pyplot = sys.modules.get("matplotlib.pyplot")  # a pyplot figure exists only if pyplot was imported
+            if pyplot is not None:
+                pyplot.close(figure)
         self.sections.append(f"![{caption or name}]({path.name})" + (f"\n\n*{caption}*" if caption else ""))
         return path
 

@@ -1,8 +1,9 @@
 """Read what flows through a masked model: node activations at the consumers, inputs of given modules.
 
-Part of the masker's territory (the only code besides ``masker.py`` that registers hooks). Hooks exist
-only during one batch's forward, inside ``try/finally``, and the model runs in eval mode without
-gradients under ``masker.applied()``; nothing remains on the model afterwards.
+The data loop only: the hooks that read the inputs are registered by ``_masking.capture.observe_inputs``
+(besides ``masker.py``, only ``_masking/`` registers hooks). They exist only during one batch's forward,
+and the model runs in eval mode without gradients under ``masker.applied()``; nothing remains on the
+model afterwards.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from .._guard import model_device, preserved_mode
+from .._masking.capture import observe_inputs
 from ..evaluate import DEFAULT_BATCH_SIZE, Data, batches
 from ..masker import Masker, NodeLayer
 
@@ -52,27 +54,12 @@ def inputs_of(
         for x in samples(data, batch_size):
             if x.device != device:
                 raise ValueError(f"the model is on {device} but the data's inputs are on {x.device}; move one of them")
-            handles = []
-            try:
-                for name, callback in modules.items():
-                    handles.append(
-                        model.get_submodule(name).register_forward_pre_hook(_pre_hook(callback), prepend=True)
-                    )
+            with observe_inputs(model, modules):
                 model(x)
-            finally:
-                for handle in handles:
-                    handle.remove()
             if after is not None:
                 after()
             count += x.shape[0]
     return count
-
-
-def _pre_hook(callback: Callable[[tuple[Any, ...]], None]) -> Callable[[nn.Module, tuple[Any, ...]], None]:
-    def hook(_module: nn.Module, args: tuple[Any, ...]) -> None:
-        callback(args)
-
-    return hook
 
 
 def node_activations(

@@ -198,7 +198,7 @@ def setting(ctx: Run) -> Setting:
     if os.environ.get(CACHE_VARIABLE):
         cache = Path(os.environ[CACHE_VARIABLE]) / ctx.data.name
     elif not ctx.quick and not digits:
-        cache = datasets._cache() / "charpentier" / ctx.data.name
+        cache = datasets._lookup.cache() / "charpentier" / ctx.data.name
     return Setting(
         dataset=ctx.data.name,
         label=ctx.data.label,

@@ -34,27 +34,27 @@ SETS = ("train", "validation", "test")
 
 
 def prune_one(
-    model: torch.nn.Module, split: datasets.Split, layers: list[str], checkpoint: Any = None
+    model: torch.nn.Module, parts: datasets.TrainValidationTest, layers: list[str], checkpoint: Any = None
 ) -> dict[str, Any]:
     """Census and greedy −5e-5 on the validation set, train and test monitored; everything Tables 5.1–5.5 need."""
-    masker = npr.Masker(model, split.validation[0][:1])
-    scorer = npr.LossDelta(split.validation, verbose=False)
+    masker = npr.Masker(model, parts.validation[0][:1])
+    scorer = npr.LossDelta(parts.validation, verbose=False)
     census = scorer.census(masker, layers)
-    before = {name: npr.evaluate(model, getattr(split, name)) for name in SETS}
-    confusion_before = {name: confusion(model, getattr(split, name)) for name in SETS}
+    before = {name: npr.evaluate(model, getattr(parts, name)) for name in SETS}
+    confusion_before = {name: confusion(model, getattr(parts, name)) for name in SETS}
     strategy = npr.Greedy(
         scorer,
         threshold=1e-5,
         ignore_above=-CUTOFF,
         layers=layers,
-        monitor={"test": split.test, "train": split.train},
+        monitor={"test": parts.test, "train": parts.train},
         checkpoint=checkpoint,
         verbose=checkpoint is not None,
     )
     result = strategy.prune(masker)
     with masker.applied():
-        after = {name: npr.evaluate(model, getattr(split, name)) for name in SETS}
-        confusion_after = {name: confusion(model, getattr(split, name)) for name in SETS}
+        after = {name: npr.evaluate(model, getattr(parts, name)) for name in SETS}
+        confusion_after = {name: confusion(model, getattr(parts, name)) for name in SETS}
     layer_rows = []
     for layer in layers:
         counts = census[layer].counts()
@@ -80,8 +80,8 @@ def prune_one(
         "evaluations": result.evaluations,
         "seconds": result.seconds,
         "confusion": {name: (confusion_after[name] - confusion_before[name]) for name in SETS},
-        "class_sizes": {name: torch.bincount(getattr(split, name)[1].cpu()).tolist() for name in SETS},
-        "sizes": [len(getattr(split, name)[1]) for name in SETS],
+        "class_sizes": {name: torch.bincount(getattr(parts, name)[1].cpu()).tolist() for name in SETS},
+        "sizes": [len(getattr(parts, name)[1]) for name in SETS],
     }
 
 
@@ -101,31 +101,33 @@ def confusion(model: torch.nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -
     return matrix
 
 
-def selection_variant(model: torch.nn.Module, split: datasets.Split, layers: list[str], seed: int) -> dict[str, float]:
+def selection_variant(
+    model: torch.nn.Module, parts: datasets.TrainValidationTest, layers: list[str], seed: int
+) -> dict[str, float]:
     """nodeprune's guard: prune on half the validation set, roll back to the best loss on the other half."""
-    pruning, selection = datasets.split(*split.validation, 0.5, seed=seed)
+    pruning, selection = datasets.holdout_split(*parts.validation, 0.5, seed=seed)
     masker = npr.Masker(model, pruning[0][:1])
     result = npr.Greedy(
         npr.LossDelta(pruning, verbose=False), 1e-5, -CUTOFF, layers=layers, selection=selection, verbose=False
     ).prune(masker)
     with masker.applied():
-        loss, accuracy = npr.evaluate(model, split.test)
+        loss, accuracy = npr.evaluate(model, parts.test)
     return {"test_loss": loss, "test_acc": accuracy, "kept": result.count, "made": len(result.trajectory)}
 
 
 def digits_runs(ctx: Run) -> list[dict[str, Any]]:
     inputs, targets = datasets.load_digits()
-    split = datasets.stratified_split(inputs.reshape(-1, 1, 8, 8), targets, (0.70, 0.15, 0.15), seed=0)
+    parts = datasets.stratified_split(inputs.reshape(-1, 1, 8, 8), targets, (0.70, 0.15, 0.15), seed=0)
     layers = ["fc1", "fc2", "fc3"]
     out = []
     for seed in ctx.seeds:
         torch.manual_seed(seed)
         model = zoo.mlp([64, 128, 64, 32, 10]).eval()
-        cp.train(model, split.train, seed=seed, epochs=cp.QUICK_DIGITS_EPOCHS if ctx.quick else cp.DIGITS_EPOCHS)
+        cp.train(model, parts.train, seed=seed, epochs=cp.QUICK_DIGITS_EPOCHS if ctx.quick else cp.DIGITS_EPOCHS)
         model.eval()
-        result = prune_one(model, split, layers)
+        result = prune_one(model, parts, layers)
         result["seed"] = seed
-        result["variant"] = selection_variant(model, split, layers, seed)
+        result["variant"] = selection_variant(model, parts, layers, seed)
         out.append(result)
         ctx.log(f"seed {seed}: {result['removed']} removed")
     return out
@@ -134,16 +136,19 @@ def digits_runs(ctx: Run) -> list[dict[str, Any]]:
 def folder_run(ctx: Run, folder: Any) -> list[dict[str, Any]]:
     size = 32 if ctx.quick else 224
     inputs, targets, names = images.load_image_folder(folder, size)
-    split = datasets.stratified_split(inputs, targets, (0.70, 0.15, 0.15), seed=0)
+    parts = datasets.stratified_split(inputs, targets, (0.70, 0.15, 0.15), seed=0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    split = datasets.Split(*((x.to(device), y.to(device)) for x, y in (split.train, split.validation, split.test)))
+    parts = datasets.TrainValidationTest(
+        *((x.to(device), y.to(device)) for x, y in (parts.train, parts.validation, parts.test))
+    )
     torch.manual_seed(ctx.seeds[0])
     model = build_vgg(len(names), size).to(device)
-    history = images.train_sgd(model, split.train, split.validation, epochs=2 if ctx.quick else 200, seed=ctx.seeds[0])
-    layers = [layer.name for layer in npr.Masker(model, split.validation[0][:1]).layers]
-    checkpoint = datasets._cache() / "charpentier" / "case-study" / f"{folder.name}-{size}-seed{ctx.seeds[0]}.json"
+    history = images.train_sgd(model, parts.train, parts.validation, epochs=2 if ctx.quick else 200, seed=ctx.seeds[0])
+    layers = [layer.name for layer in npr.Masker(model, parts.validation[0][:1]).layers]
+    cache = datasets._lookup.cache() / "charpentier" / "case-study"
+    checkpoint = cache / f"{folder.name}-{size}-seed{ctx.seeds[0]}.json"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    result = prune_one(model, split, layers, None if ctx.quick else checkpoint)
+    result = prune_one(model, parts, layers, None if ctx.quick else checkpoint)
     result |= {"seed": ctx.seeds[0], "training": history, "classes": names, "device": str(device)}
     return [result]
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ...datasets import upsample
+from ...report import new_figure
 from ...zoo import dutta_cnn_mnist
 from .._framework import Claim, Experiment
 from .._framework import Run as Context
@@ -139,12 +140,8 @@ def report(
 
 def curve_figure(rows: list[dict[str, Any]], width: int) -> Any:
     """Test accuracy (left) and loss (right) per epoch, as the paper's Figs. 3–6."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure = new_figure(figsize=(11, 4.2))
+    left, right = figure.subplots(1, 2)
     for row in rows:
         epochs = list(range(1, len(row["curve"]) + 1))
         style = "-" if row["kind"] == "pruned" else ("--" if row["kind"] == "fixed" else ":")

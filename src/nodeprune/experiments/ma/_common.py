@@ -21,6 +21,8 @@ from torch import nn
 
 import nodeprune as npr
 
+from ...report import new_figure
+
 __all__ = [
     "ADAM_FULL",
     "SGD_10",
@@ -262,14 +264,10 @@ COLUMNS = [
 
 def distribution_figure(groups: Sequence[tuple[str, Sequence[FoldResult]]], xlabel: str, title: str) -> Any:
     """Ma's box plots (Figs. 4–13): per group, the fold accuracies before/after pruning and the removal rates."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     labels = [label for label, _ in groups]
     places = list(range(1, len(groups) + 1))
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure = new_figure(figsize=(11, 4.2))
+    left, right = figure.subplots(1, 2)
     for offset, key, colour, name in (
         (-0.18, "accuracy_before", "tab:blue", "original"),
         (0.18, "accuracy_after", "tab:orange", "pruned"),

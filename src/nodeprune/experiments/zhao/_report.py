@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ...report import new_figure
 from .._framework import Run
 from ._claims import STANDARD_ERRORS, claims_table
 from ._setting import LABELS, PROTOCOLS, VGG16_FILE
@@ -80,14 +81,10 @@ def figure(
 
     Two panels per row; bands are ± one standard deviation over seeds; ``styles`` gives matplotlib keyword
     arguments per label (e.g. the same colour for a δ in the paper's and our figures)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     columns = 2
     rows = (len(panels) + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.6 * rows), squeeze=False)
+    fig = new_figure(figsize=(5.2 * columns, 3.6 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for axis, (title, ylabel, series) in zip(axes.flat, panels, strict=False):
         for label, values in series.items():
             data = np.atleast_2d(np.asarray(values, dtype=float))[:, :10]

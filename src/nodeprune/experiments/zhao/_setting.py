@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ... import zoo
-from ...datasets import Pair, split
+from ...datasets import Pair, holdout_split
 from ...masker import Masker, NodeLayer
 from ...scorers.base import Scorer
 from ...training import fit
@@ -205,7 +205,7 @@ def _cifar(ctx: Run, seed: int, protocol: Protocol, cache: dict[str, Any]) -> Se
         names = [name for name, _ in base.named_children()]
         frozen = nn.Sequential(*list(base.children())[: names.index("act_fc3")]).eval()
         train, test = ctx.data.train, ctx.data.test
-        (fit_x, fit_y), _ = split(*train, 0.2, seed=0)  # Zhao: 80:20 train/validation (§3.2)
+        (fit_x, fit_y), _ = holdout_split(*train, 0.2, seed=0)  # Zhao: 80:20 train/validation (§3.2)
         fit_x, fit_y = fit_x[: protocol.cifar_train], fit_y[: protocol.cifar_train]
         with torch.no_grad():
             features = torch.cat([frozen(2 * fit_x[i : i + 100] - 1) for i in range(0, len(fit_y), 100)])
