@@ -109,7 +109,7 @@ class ConsumerSlice:
 
 
 @dataclass
-class Plan:
+class Discovery:
     """Everything discovery learned about a model."""
 
     layers: list[NodeLayer]
@@ -210,7 +210,7 @@ def discover(
     inputs: tuple[torch.Tensor, ...],
     layers: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
-) -> Plan:
+) -> Discovery:
     """Find the layers of ``model`` and, through torch-pruning, the consumers of their nodes."""
     names = dict(model.named_modules())
     for option, given in (("layers", layers), ("exclude", exclude)):
@@ -274,8 +274,8 @@ def discover(
         return layers is None or any(m in layers for m in members)
 
     if graph is None:
-        return _untraced_plan(model, order, output_layer, wanted, trace_error or "unknown error")
-    return _traced_plan(model, shadow, graph, order, output_layer, wanted, shadow_names, layers)
+        return _untraced_discovery(model, order, output_layer, wanted, trace_error or "unknown error")
+    return _traced_discovery(model, shadow, graph, order, output_layer, wanted, shadow_names, layers)
 
 
 _OWN_OUTPUT = (
@@ -293,16 +293,16 @@ def _own_output_layer(module: nn.Module, name: str, note: str) -> NodeLayer:
     return NodeLayer(name=name, module=module, size=size, channels=size, exact=False, note=note)
 
 
-def _untraced_plan(
+def _untraced_discovery(
     model: nn.Module, order: list[str], output_layer: str, wanted: Callable[[Sequence[str]], bool], trace_error: str
-) -> Plan:
+) -> Discovery:
     names = dict(model.named_modules())
     note = f"torch-pruning could not trace the model ({trace_error}); {_OWN_OUTPUT}"
     chosen = [_own_output_layer(names[n], n, note) for n in order[:-1] if wanted([n])]
-    return Plan(chosen, {}, {}, output_layer, order, {}, trace_error)
+    return Discovery(chosen, {}, {}, output_layer, order, {}, trace_error)
 
 
-def _traced_plan(
+def _traced_discovery(
     model: nn.Module,
     shadow: nn.Module,
     graph: tp.DependencyGraph,
@@ -311,7 +311,7 @@ def _traced_plan(
     wanted: Callable[[Sequence[str]], bool],
     shadow_names: dict[nn.Module, str],
     layers: Sequence[str] | None,
-) -> Plan:
+) -> Discovery:
     names = dict(model.named_modules())
     shadow_modules = dict(shadow.named_modules())
     visited: set[str] = set()
@@ -405,4 +405,4 @@ def _traced_plan(
         consumers[root] = slices
         for member in ordered:
             aliases[member] = root
-    return Plan(chosen, consumers, aliases, output_layer, order, skipped, None)
+    return Discovery(chosen, consumers, aliases, output_layer, order, skipped, None)

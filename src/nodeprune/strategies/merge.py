@@ -192,7 +192,7 @@ class Merge(Strategy):
         if isinstance(self.min_keep, bool) or not isinstance(self.min_keep, int) or self.min_keep < 1:
             raise ValueError(f"The 'min_keep' parameter of Merge must be an int >= 1. Got {self.min_keep!r} instead.")
         for name in self._names(masker):
-            problem = masker._substitution_problem(name, constant=self._folds_constants())
+            problem = masker.substitution_problem(name, constant=self._folds_constants())
             if problem is not None:
                 raise ValueError(f"Merge cannot prune layer {name!r}: {problem}")
 
