@@ -21,7 +21,7 @@ from ._masking import compaction as _compaction
 from ._masking import mask_file as _maskfile
 from ._masking import substitution as _substitution
 from ._masking.compaction import CompactionError, LayerSummary, MaskSummary
-from ._masking.discovery import ConsumerSlice, Discovery, NodeLayer, discover
+from ._masking.discovery import ConsumerSlice, Discovery, NodeLayer, as_inputs, discover
 from ._masking.hooks import MaskState
 from ._masking.mask_file import write_atomically
 from ._masking.state import Nodes, checked, checked_mask, node_indices
@@ -36,17 +36,6 @@ __all__ = [
     "Substitution",
     "write_atomically",
 ]
-
-
-def _as_inputs(example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    if isinstance(example_inputs, torch.Tensor):
-        return (example_inputs,)
-    if isinstance(example_inputs, (tuple, list)) and all(isinstance(x, torch.Tensor) for x in example_inputs):
-        return tuple(example_inputs)
-    raise TypeError(
-        "example_inputs must be a tensor or a tuple of tensors (the positional arguments of the model's "
-        f"forward); got {type(example_inputs).__name__}"
-    )
 
 
 class Masker:
@@ -114,7 +103,7 @@ class Masker:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         self.model = model
-        self.example_inputs = _as_inputs(example_inputs)
+        self.example_inputs = as_inputs(example_inputs)
         plan: Discovery = discover(model, self.example_inputs, layers, exclude)
         if not plan.layers:
             raise ValueError("no layer left to mask: every candidate Conv/Linear module was excluded")
@@ -131,7 +120,6 @@ class Masker:
                 UserWarning,
                 stacklevel=2,
             )
-        self._by_name = {layer.name: layer for layer in self.layers}
         # masks, substitutions (removed node -> what its consumers receive instead of zeros), versions, hooks
         self._state = MaskState(model, self.layers, plan.consumers)
         self._attached: list[RemovableHandle] = []
@@ -151,17 +139,7 @@ class Masker:
 
     def layer(self, name: str) -> NodeLayer:
         """The layer called ``name`` (or a module coupled to it); a clear error for an unknown name."""
-        if not isinstance(name, str):
-            raise TypeError(f"a layer is named by a string; got {type(name).__name__}")
-        key = self._plan.aliases.get(name, name)
-        if key not in self._by_name:
-            hint = ""
-            if name == self.output_layer:
-                hint = f" ({name!r} is the output layer)"
-            elif name in self._plan.skipped:
-                hint = f" ({name!r} is not a layer: {self._plan.skipped[name]})"
-            raise ValueError(f"unknown layer {name!r}{hint}; valid layers: {list(self._by_name)}")
-        return self._by_name[key]
+        return self._plan.layer(name)
 
     def consumers(self, layer: str) -> list[ConsumerSlice]:
         """Where the layer's nodes are consumed: for each consumer module, the input positions fed by each channel.
@@ -171,23 +149,11 @@ class Masker:
         return list(self._plan.consumers.get(self.layer(layer).name, []))
 
     def node_indices(self, layer: NodeLayer | str, nodes: Nodes, *, duplicates: bool = True) -> torch.Tensor:
-        """Validate node indices of ``layer``; return them as a 1-D LongTensor (unique, in given order).
+        """Validate node indices of ``layer`` (a NodeLayer or its name): a 1-D LongTensor, unique, in given order.
 
-        Parameters
-        ----------
-        layer : NodeLayer or str
-            The layer (or its name).
-        nodes : int, sequence of int or integer Tensor
-            The node indices.
-        duplicates : bool, default=True
-            Whether a repeated index is dropped (True) or an error (False).
-
-        Raises
-        ------
-        TypeError
-            For indices that are not integers (a boolean mask included).
-        ValueError
-            For an unknown layer, an index outside ``[0, size)``, or a repeated index with ``duplicates=False``.
+        A repeated index is dropped, or with ``duplicates=False`` an error. Raises TypeError for indices that
+        are not integers (a boolean mask included) and ValueError for an unknown layer or an index outside
+        ``[0, size)``.
         """
         target = self.layer(layer) if isinstance(layer, str) else self.layer(layer.name)
         return node_indices(target, nodes, duplicates=duplicates)
@@ -453,16 +419,7 @@ class Masker:
         CompactionError
             If torch-pruning could not trace the model, or a layer with removed nodes is not exact.
         """
-        if not self.traced:
-            raise CompactionError(
-                "compact() needs torch-pruning's dependency graph, which could not be built for this model: "
-                f"{self.trace_error}. Masks still work (on each layer's output) inside applied()."
-            )
-        inexact = [layer for layer in self.layers if not layer.exact and not bool(self._state.masks[layer.name].all())]
-        if inexact:
-            raise CompactionError(
-                "cannot compact: " + "; ".join(f"layer {layer.name!r}: {layer.note}" for layer in inexact)
-            )
+        _compaction.check(self.trace_error, self.layers, self._state.masks)
         folds = [(consumer, self._state.input_substitution(consumer)) for consumer in self._state.consumer_slices]
         removed = {layer.name: torch.nonzero(~self._state.masks[layer.name]).reshape(-1) for layer in self.layers}
         return _compaction.compacted(self.model, self.example_inputs, self.layers, removed, folds)

@@ -17,6 +17,7 @@ operation (BatchNorm, pooling) lies between the layer and its consumers.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -123,6 +124,37 @@ class Discovery:
     @property
     def traced(self) -> bool:
         return self.trace_error is None
+
+    @functools.cached_property
+    def by_name(self) -> dict[str, NodeLayer]:
+        """The layers by name."""
+        return {layer.name: layer for layer in self.layers}
+
+    def layer(self, name: str) -> NodeLayer:
+        """The layer called ``name`` (or a module coupled to it); a ValueError listing the layers otherwise."""
+        if not isinstance(name, str):
+            raise TypeError(f"a layer is named by a string; got {type(name).__name__}")
+        layer = self.by_name.get(self.aliases.get(name, name))
+        if layer is not None:
+            return layer
+        hint = ""
+        if name == self.output_layer:
+            hint = f" ({name!r} is the output layer)"
+        elif name in self.skipped:
+            hint = f" ({name!r} is not a layer: {self.skipped[name]})"
+        raise ValueError(f"unknown layer {name!r}{hint}; valid layers: {list(self.by_name)}")
+
+
+def as_inputs(example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """The positional inputs of a model's forward as a tuple; a TypeError for anything but tensors."""
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    if isinstance(example_inputs, (tuple, list)) and all(isinstance(x, torch.Tensor) for x in example_inputs):
+        return tuple(example_inputs)
+    raise TypeError(
+        "example_inputs must be a tensor or a tuple of tensors (the positional arguments of the model's "
+        f"forward); got {type(example_inputs).__name__}"
+    )
 
 
 def out_channels(module: nn.Module) -> int:
