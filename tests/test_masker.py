@@ -10,7 +10,7 @@ from torch import nn
 
 import nodeprune as npr
 from conftest import LeavesAutograd, SmallCNN, Snapshot, make_mlp
-from nodeprune.masker import CompactionError
+from nodeprune.masker import CompactionError, Substitution
 
 
 # ---------------------------------------------------------------- discovery
@@ -375,3 +375,204 @@ def test_consumers_tell_where_each_channel_is_consumed(cnn) -> None:
     assert sorted(piece.channels.unique().tolist()) == list(range(6))
     with pytest.raises(ValueError, match="unknown layer"):
         masker.consumers("nope")
+
+
+# ---------------------------------------------------------------- state
+def merged_mlp_masker(model: nn.Module) -> npr.Masker:
+    """Removals, a merge whose twin is merged on (a chain), a constant and a complementary-style merge."""
+    masker = npr.Masker(model, torch.randn(1, 6))
+    masker.remove("fc1", [0, 7])
+    masker.merge("fc1", 2, into=5)
+    masker.merge("fc1", 5, into=3)
+    masker.replace("fc2", 1, 0.25)
+    masker.merge("fc2", 4, into=6, scale=-1.0, offset=0.5)
+    return masker
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert list(a["masks"]) == list(b["masks"])
+    assert all(torch.equal(a["masks"][name], b["masks"][name]) for name in a["masks"])
+    assert a["substitutions"] == b["substitutions"]
+
+
+def test_state_dict_holds_masks_and_substitutions_by_layer(mlp) -> None:
+    state = merged_mlp_masker(mlp).state_dict()
+    assert set(state) == {"masks", "substitutions"}
+    assert list(state["masks"]) == ["fc1", "fc2"] and state["masks"]["fc1"].dtype == torch.bool
+    assert torch.nonzero(~state["masks"]["fc1"]).reshape(-1).tolist() == [0, 2, 5, 7]
+    assert state["substitutions"]["fc1"] == {2: Substitution(5), 5: Substitution(3)}
+    assert state["substitutions"]["fc2"] == {1: Substitution(None, 1.0, 0.25), 4: Substitution(6, -1.0, 0.5)}
+
+
+def test_load_state_dict_round_trips_merges_and_constants(mlp) -> None:
+    masker = merged_mlp_masker(mlp)
+    state = masker.state_dict()
+    other = npr.Masker(mlp, torch.randn(1, 6))
+    other.remove("fc2", [0])
+    other.load_state_dict(state)
+    assert_same_state(other.state_dict(), state)
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        with masker.applied():
+            expected = mlp(x)
+        with other.applied():
+            assert torch.equal(mlp(x), expected)
+        assert torch.allclose(other.compact()(x), expected, atol=1e-5)
+    masker.reset()
+    masker.load_state_dict(state)  # back to where it was, merges included
+    assert_same_state(masker.state_dict(), state)
+
+
+def test_load_state_dict_changes_the_version_only_of_changed_layers(mlp) -> None:
+    masker = npr.Masker(mlp, torch.randn(1, 6))
+    state = masker.state_dict()
+    state["masks"]["fc2"][3] = False
+    before = {name: masker.version(name) for name in ("fc1", "fc2")}
+    masker.load_state_dict(state)
+    assert masker.version("fc1") == before["fc1"] and masker.version("fc2") > before["fc2"]
+    seen = masker.version("fc2")
+    masker.load_state_dict(state)  # the same state again: nothing changes
+    assert masker.version("fc2") == seen
+
+
+def test_the_state_is_a_copy(mlp) -> None:
+    masker = merged_mlp_masker(mlp)
+    state = masker.state_dict()
+    expected = masker.state_dict()
+    state["masks"]["fc1"][:] = True
+    state["substitutions"]["fc2"].clear()
+    del state["masks"]["fc2"]
+    assert_same_state(masker.state_dict(), expected)
+    given = npr.Masker(mlp, torch.randn(1, 6)).state_dict()
+    masker.load_state_dict(given)
+    given["masks"]["fc1"][:4] = False  # the masker copied the tensors it was given
+    given["substitutions"]["fc1"][0] = Substitution(1)
+    assert masker.removed("fc1") == [] and masker.substitutions("fc1") == {}
+
+
+def _bad_states(mlp_state: dict, other_state: dict) -> list:
+    def edited(edit):
+        state = {"masks": {k: v.clone() for k, v in mlp_state["masks"].items()}, "substitutions": {}}
+        edit(state)
+        return state
+
+    kept_twin = Substitution(1)
+    return [
+        (other_state, ValueError, r"unknown layer 'features\.0'"),
+        (
+            edited(lambda s: s["masks"].update(fc1=torch.ones(9, dtype=torch.bool))),
+            ValueError,
+            r"'fc1' must have shape",
+        ),
+        (
+            edited(lambda s: s["masks"].update(fc2=torch.zeros(8, dtype=torch.bool))),
+            ValueError,
+            "every node of layer 'fc2'",
+        ),
+        (edited(lambda s: s["masks"].update(fc2=torch.ones(8))), TypeError, "'fc2' must be a BoolTensor"),
+        (edited(lambda s: s["masks"].pop("fc2")), ValueError, r"no mask for layers \['fc2'\]"),
+        (edited(lambda s: s["masks"].update(fc9=torch.ones(3, dtype=torch.bool))), ValueError, "unknown layer 'fc9'"),
+        (edited(lambda s: s["substitutions"].update(fc1={4: kept_twin})), ValueError, "node 4 of layer 'fc1' has a"),
+        (edited(lambda s: s["substitutions"].update(fc1={0: Substitution(10)})), ValueError, r"layer 'fc1' must"),
+        (edited(lambda s: s["substitutions"].update(fc1={0: Substitution(0)})), ValueError, "form a cycle"),
+        (edited(lambda s: s["substitutions"].update(fc1={0: (1, 1.0, 0.0)})), TypeError, "must be a Substitution"),
+        (edited(lambda s: s["substitutions"].update(fc1={0: Substitution(1, float("nan"))})), ValueError, "finite"),
+        (edited(lambda s: s.update(extra=1)), ValueError, r"unknown keys \['extra'\]"),
+        ([1, 2], TypeError, "must be a dict"),
+    ]
+
+
+def test_a_bad_state_is_refused_and_nothing_changes(mlp, cnn) -> None:
+    masker = merged_mlp_masker(mlp)
+    reference = masker.state_dict()
+    reference["masks"]["fc1"][0] = False  # edited states below remove node 0 of fc1
+    versions = {name: masker.version(name) for name in ("fc1", "fc2")}
+    expected = masker.state_dict()
+    other = npr.Masker(cnn, torch.randn(1, 1, 8, 8)).state_dict()
+    for state, error, message in _bad_states(reference, other):
+        with pytest.raises(error, match=message):
+            masker.load_state_dict(state)
+        assert_same_state(masker.state_dict(), expected)
+        assert {name: masker.version(name) for name in ("fc1", "fc2")} == versions
+
+
+def test_a_state_with_a_substitution_that_cannot_be_folded_is_refused() -> None:
+    with pytest.warns(UserWarning):
+        masker = npr.Masker(LeavesAutograd(), torch.randn(1, 4))
+    state = masker.state_dict()
+    state["masks"]["a"][0] = False
+    state["substitutions"]["a"] = {0: Substitution(1)}
+    with pytest.raises(ValueError, match="node 0 of layer 'a': its consumers are unknown or not exact"):
+        masker.load_state_dict(state)
+    assert masker.removed("a") == []
+
+
+# A file written by nodeprune before the masker state existed (json.dumps(document, indent=1) of this).
+OLD_VERSION_2_FILE = (
+    '{"format": "nodeprune.masks", "version": 2, "layers": ['
+    '{"name": "fc1", "type": "Linear", "size": 10, "channels": 10, "weight_shape": [10, 6]}, '
+    '{"name": "fc2", "type": "Linear", "size": 8, "channels": 8, "weight_shape": [8, 10]}], '
+    '"removed": {"fc1": [0, 2, 5, 7], "fc2": [1, 4]}, '
+    '"substitutions": {"fc1": [{"node": 2, "into": 5, "scale": 1.0, "offset": 0.0}, '
+    '{"node": 5, "into": 3, "scale": 1.0, "offset": 0.0}], '
+    '"fc2": [{"node": 1, "into": null, "scale": 1.0, "offset": 0.25}, '
+    '{"node": 4, "into": 6, "scale": -1.0, "offset": 0.5}]}}'
+)
+
+
+def test_a_version_2_file_of_the_old_code_loads_and_save_writes_the_same_text(tmp_path, mlp) -> None:
+    old_text = json.dumps(json.loads(OLD_VERSION_2_FILE), indent=1)
+    (tmp_path / "old.json").write_text(old_text)
+    masker = npr.Masker(mlp, torch.randn(1, 6))
+    masker.load(tmp_path / "old.json")
+    assert_same_state(masker.state_dict(), merged_mlp_masker(mlp).state_dict())
+    masker.save(tmp_path / "new.json")
+    assert (tmp_path / "new.json").read_text() == old_text
+
+
+def test_save_and_load_round_trip_the_state(tmp_path, mlp) -> None:
+    masker = merged_mlp_masker(mlp)
+    masker.save(tmp_path / "m.json")
+    other = npr.Masker(mlp, torch.randn(1, 6))
+    other.load(tmp_path / "m.json")
+    assert_same_state(other.state_dict(), masker.state_dict())
+
+
+def test_node_indices_substitution_problem_and_fingerprint_are_public(mlp) -> None:
+    masker = npr.Masker(mlp, torch.randn(1, 6))
+    assert masker.node_indices("fc1", [3, 1, 3]).tolist() == [3, 1]
+    with pytest.raises(ValueError, match=r"repeated: \[3\]"):
+        masker.node_indices("fc1", [3, 1, 3], duplicates=False)
+    assert (
+        masker.substitution_problem("fc1", 0, 1) is None and masker.substitution_problem("fc1", constant=True) is None
+    )
+    assert [entry["name"] for entry in masker.fingerprint()] == ["fc1", "fc2"]
+    assert masker.fingerprint()[1] == {
+        "name": "fc2",
+        "type": "Linear",
+        "size": 8,
+        "channels": 8,
+        "weight_shape": [8, 10],
+    }
+    with pytest.warns(UserWarning):
+        inexact = npr.Masker(LeavesAutograd(), torch.randn(1, 4))
+    assert "not exact" in str(inexact.substitution_problem("a"))
+
+
+def test_no_masking_module_imports_the_masker() -> None:
+    """Imports flow one way: the masker facade builds on ``_masking``, never the reverse (not even lazily)."""
+    import ast
+    from pathlib import Path
+
+    import nodeprune._masking as masking
+
+    for path in Path(masking.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = "." * node.level + (node.module or "")
+                names = [alias.name for alias in node.names]
+                assert target not in ("..masker", "nodeprune.masker") and not (
+                    target in ("..", "nodeprune") and "masker" in names
+                ), f"{path.name} imports the masker"
+            elif isinstance(node, ast.Import):
+                assert all(alias.name != "nodeprune.masker" for alias in node.names), f"{path.name} imports the masker"

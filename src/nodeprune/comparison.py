@@ -160,7 +160,7 @@ def sweep(
     for index, ratio in enumerate(ratios):
         check_ratio("sweep", f"ratios[{index}]", ratio)
     start = time.perf_counter()
-    before = masker.masks()
+    before = masker.state_dict()
     rows: list[SweepRow] = []
     rankings: dict[str, Ranking] = {}
     try:
@@ -176,16 +176,10 @@ def sweep(
                     loss, accuracy = evaluate(masker.model, data, loss_fn)
                 removed = {layer: [node for node, _ in picks] for layer, picks in chosen.items()}
                 rows.append(SweepRow(name, float(ratio), removed, loss, accuracy))
-                _restore(masker, before)
+                masker.load_state_dict(before)
     finally:
-        _restore(masker, before)
+        masker.load_state_dict(before)
     return SweepResult(rows, rankings, time.perf_counter() - start)
-
-
-def _restore(masker: Masker, masks: dict[str, torch.Tensor]) -> None:
-    for name, mask in masks.items():
-        if not torch.equal(masker.mask(name), mask):
-            masker.set_mask(name, mask)
 
 
 # ---------------------------------------------------------------------- agreement

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -14,11 +14,24 @@ from . import substitution as _substitution
 from .discovery import NodeLayer, build_graph, copy_model
 from .substitution import InputSubstitution
 
-__all__ = ["CompactionError", "LayerSummary", "MaskSummary", "compacted", "count"]
+__all__ = ["CompactionError", "LayerSummary", "MaskSummary", "check", "compacted", "count"]
 
 
 class CompactionError(RuntimeError):
     """Raised when the masked model cannot be turned into a physically smaller one."""
+
+
+def check(trace_error: str | None, layers: Sequence[NodeLayer], masks: Mapping[str, torch.Tensor]) -> None:
+    """Raise :class:`CompactionError` unless the model was traced and every layer with removed nodes is exact."""
+    if trace_error is not None:
+        raise CompactionError(
+            "compact() needs torch-pruning's dependency graph, which could not be built for this model: "
+            f"{trace_error}. Masks still work (on each layer's output) inside applied()."
+        )
+    inexact = [layer for layer in layers if not layer.exact and not bool(masks[layer.name].all())]
+    if inexact:
+        reasons = "; ".join(f"layer {layer.name!r}: {layer.note}" for layer in inexact)
+        raise CompactionError(f"cannot compact: {reasons}")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ operation (BatchNorm, pooling) lies between the layer and its consumers.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -109,7 +110,7 @@ class ConsumerSlice:
 
 
 @dataclass
-class Plan:
+class Discovery:
     """Everything discovery learned about a model."""
 
     layers: list[NodeLayer]
@@ -123,6 +124,37 @@ class Plan:
     @property
     def traced(self) -> bool:
         return self.trace_error is None
+
+    @functools.cached_property
+    def by_name(self) -> dict[str, NodeLayer]:
+        """The layers by name."""
+        return {layer.name: layer for layer in self.layers}
+
+    def layer(self, name: str) -> NodeLayer:
+        """The layer called ``name`` (or a module coupled to it); a ValueError listing the layers otherwise."""
+        if not isinstance(name, str):
+            raise TypeError(f"a layer is named by a string; got {type(name).__name__}")
+        layer = self.by_name.get(self.aliases.get(name, name))
+        if layer is not None:
+            return layer
+        hint = ""
+        if name == self.output_layer:
+            hint = f" ({name!r} is the output layer)"
+        elif name in self.skipped:
+            hint = f" ({name!r} is not a layer: {self.skipped[name]})"
+        raise ValueError(f"unknown layer {name!r}{hint}; valid layers: {list(self.by_name)}")
+
+
+def as_inputs(example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """The positional inputs of a model's forward as a tuple; a TypeError for anything but tensors."""
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    if isinstance(example_inputs, (tuple, list)) and all(isinstance(x, torch.Tensor) for x in example_inputs):
+        return tuple(example_inputs)
+    raise TypeError(
+        "example_inputs must be a tensor or a tuple of tensors (the positional arguments of the model's "
+        f"forward); got {type(example_inputs).__name__}"
+    )
 
 
 def out_channels(module: nn.Module) -> int:
@@ -210,7 +242,7 @@ def discover(
     inputs: tuple[torch.Tensor, ...],
     layers: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
-) -> Plan:
+) -> Discovery:
     """Find the layers of ``model`` and, through torch-pruning, the consumers of their nodes."""
     names = dict(model.named_modules())
     for option, given in (("layers", layers), ("exclude", exclude)):
@@ -274,8 +306,8 @@ def discover(
         return layers is None or any(m in layers for m in members)
 
     if graph is None:
-        return _untraced_plan(model, order, output_layer, wanted, trace_error or "unknown error")
-    return _traced_plan(model, shadow, graph, order, output_layer, wanted, shadow_names, layers)
+        return _untraced_discovery(model, order, output_layer, wanted, trace_error or "unknown error")
+    return _traced_discovery(model, shadow, graph, order, output_layer, wanted, shadow_names, layers)
 
 
 _OWN_OUTPUT = (
@@ -293,16 +325,16 @@ def _own_output_layer(module: nn.Module, name: str, note: str) -> NodeLayer:
     return NodeLayer(name=name, module=module, size=size, channels=size, exact=False, note=note)
 
 
-def _untraced_plan(
+def _untraced_discovery(
     model: nn.Module, order: list[str], output_layer: str, wanted: Callable[[Sequence[str]], bool], trace_error: str
-) -> Plan:
+) -> Discovery:
     names = dict(model.named_modules())
     note = f"torch-pruning could not trace the model ({trace_error}); {_OWN_OUTPUT}"
     chosen = [_own_output_layer(names[n], n, note) for n in order[:-1] if wanted([n])]
-    return Plan(chosen, {}, {}, output_layer, order, {}, trace_error)
+    return Discovery(chosen, {}, {}, output_layer, order, {}, trace_error)
 
 
-def _traced_plan(
+def _traced_discovery(
     model: nn.Module,
     shadow: nn.Module,
     graph: tp.DependencyGraph,
@@ -311,7 +343,7 @@ def _traced_plan(
     wanted: Callable[[Sequence[str]], bool],
     shadow_names: dict[nn.Module, str],
     layers: Sequence[str] | None,
-) -> Plan:
+) -> Discovery:
     names = dict(model.named_modules())
     shadow_modules = dict(shadow.named_modules())
     visited: set[str] = set()
@@ -405,4 +437,4 @@ def _traced_plan(
         consumers[root] = slices
         for member in ordered:
             aliases[member] = root
-    return Plan(chosen, consumers, aliases, output_layer, order, skipped, None)
+    return Discovery(chosen, consumers, aliases, output_layer, order, skipped, None)

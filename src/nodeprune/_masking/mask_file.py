@@ -9,19 +9,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from .._guard import weight_of
-from . import substitution as _substitution
+from .._validation import check_number
 from .discovery import NodeLayer
+from .state import node_indices
 from .substitution import Substitution
-
-if TYPE_CHECKING:  # the masker imports this module
-    from ..masker import Masker
 
 __all__ = [
     "MASK_FILE_FORMAT",
@@ -29,7 +27,7 @@ __all__ = [
     "READABLE_VERSIONS",
     "fingerprint",
     "read",
-    "save",
+    "write",
     "write_atomically",
 ]
 
@@ -52,27 +50,33 @@ def fingerprint(layers: Sequence[NodeLayer]) -> list[dict[str, Any]]:
     ]
 
 
-def save(masker: Masker, path: Path) -> None:
-    """Write ``masker``'s masks and substitutions (format version 2)."""
+def write(path: Path, layers: Sequence[NodeLayer], state: Mapping[str, Any]) -> None:
+    """Write a masker state (``{"masks": …, "substitutions": …}``) for ``layers`` (format version 2)."""
+    masks: Mapping[str, torch.Tensor] = state["masks"]
+    substitutions: Mapping[str, Mapping[int, Substitution]] = state.get("substitutions", {})
     document = {
         "format": MASK_FILE_FORMAT,
         "version": MASK_FILE_VERSION,
-        "layers": fingerprint(masker.layers),
-        "removed": {layer.name: masker.removed(layer.name) for layer in masker.layers},
+        "layers": fingerprint(layers),
+        "removed": {layer.name: torch.nonzero(~masks[layer.name]).reshape(-1).tolist() for layer in layers},
         "substitutions": {
             layer.name: [
                 {"node": node, "into": entry.source, "scale": entry.scale, "offset": entry.offset}
-                for node, entry in sorted(masker.substitutions(layer.name).items())
+                for node, entry in sorted(substitutions[layer.name].items())
             ]
-            for layer in masker.layers
-            if masker.substitutions(layer.name)
+            for layer in layers
+            if substitutions.get(layer.name)
         },
     }
     write_atomically(path, json.dumps(document, indent=1))
 
 
-def read(masker: Masker, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, dict[int, Substitution]]]:
-    """The masks and substitutions of a mask file, validated against ``masker``'s model (nothing changes)."""
+def read(path: Path, layers: Sequence[NodeLayer]) -> dict[str, Any]:
+    """The masker state held by a mask file made for a model with these ``layers`` (nothing changes).
+
+    Checks the format, the version, the layers' fingerprint, the node indices and the form of the
+    substitutions; whether the substitutions fit the masks and the model is checked when the state is loaded.
+    """
     try:
         document = json.loads(path.read_text())
     except json.JSONDecodeError as error:
@@ -87,19 +91,43 @@ def read(masker: Masker, path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
             + (", written by a newer nodeprune" if newer else "")
             + f"; this nodeprune reads versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
-    theirs, ours = document.get("layers"), fingerprint(masker.layers)
+    theirs, ours = document.get("layers"), fingerprint(layers)
     if theirs != ours:
         raise ValueError(f"{path} was made for another model: {first_difference(theirs, ours)}")
     masks: dict[str, torch.Tensor] = {}
-    for layer in masker.layers:
+    for layer in layers:
         removed = document["removed"].get(layer.name, [])
         mask = torch.ones(layer.size, dtype=torch.bool)
-        mask[masker._nodes(layer, removed)] = False
+        mask[node_indices(layer, removed)] = False
         if not bool(mask.any()):
             raise ValueError(f"{path} removes every node of layer {layer.name!r}")
         masks[layer.name] = mask
-    substitutions = _substitution.read(masker, path, document.get("substitutions", {}), masks)
-    return masks, substitutions
+    substitutions = _substitutions(path, document.get("substitutions", {}), layers)
+    return {"masks": masks, "substitutions": substitutions}
+
+
+def _substitutions(path: Path, given: Any, layers: Sequence[NodeLayer]) -> dict[str, dict[int, Substitution]]:
+    """A file's substitutions by layer name, checked for their form and node indices."""
+    if not isinstance(given, dict) or any(not isinstance(v, list) for v in given.values()):
+        raise ValueError(f"{path}: 'substitutions' must map layer names to lists")
+    by_name = {layer.name: layer for layer in layers}
+    result: dict[str, dict[int, Substitution]] = {layer.name: {} for layer in layers}
+    for name, entries in given.items():
+        if name not in result:
+            raise ValueError(f"{path} has substitutions for unknown layer {name!r}")
+        for item in entries:
+            try:
+                node = int(node_indices(by_name[name], item["node"])[0])
+                source = None if item["into"] is None else int(node_indices(by_name[name], item["into"])[0])
+                entry = Substitution(
+                    source,
+                    check_number("Masker.load", "scale", item["scale"]),
+                    check_number("Masker.load", "offset", item["offset"]),
+                )
+            except (KeyError, TypeError, ValueError) as error:
+                raise ValueError(f"{path}: bad substitution {item!r} of layer {name!r}: {error}") from error
+            result[name][node] = entry
+    return result
 
 
 def first_difference(theirs: Any, ours: list[dict[str, Any]]) -> str:

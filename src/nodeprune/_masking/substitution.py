@@ -16,22 +16,16 @@ exact for Linear consumers, and for Conv consumers as long as a constant never m
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .._guard import weight_of
-from .._validation import check_number
 from .discovery import ConsumerSlice, NodeLayer
 
-if TYPE_CHECKING:
-    from ..masker import Masker
-
-__all__ = ["InputSubstitution", "Substitution", "build", "fold", "problem", "read", "resolve"]
+__all__ = ["InputSubstitution", "Substitution", "build", "fold", "layer_problem", "problem", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -228,36 +222,15 @@ def fold(module: nn.Module, plan: InputSubstitution) -> None:
         bias[rows] += value * column.reshape(column.shape[0], -1).sum(dim=1)
 
 
-def read(
-    masker: Masker, path: str | os.PathLike[str], given: Any, masks: dict[str, torch.Tensor]
-) -> dict[str, dict[int, Substitution]]:
-    """Validate a mask file's substitutions against its masks and ``masker``'s model; nothing changes on error."""
-    if not isinstance(given, dict) or any(not isinstance(v, list) for v in given.values()):
-        raise ValueError(f"{path}: 'substitutions' must map layer names to lists")
-    result: dict[str, dict[int, Substitution]] = {layer.name: {} for layer in masker.layers}
-    for name, entries in given.items():
-        if name not in result:
-            raise ValueError(f"{path} has substitutions for unknown layer {name!r}")
-        layer = masker.layer(name)
-        for item in entries:
-            try:
-                node = int(masker._nodes(layer, item["node"])[0])
-                source = None if item["into"] is None else int(masker._nodes(layer, item["into"])[0])
-                entry = Substitution(
-                    source,
-                    check_number("Masker.load", "scale", item["scale"]),
-                    check_number("Masker.load", "offset", item["offset"]),
-                )
-            except (KeyError, TypeError, ValueError) as error:
-                raise ValueError(f"{path}: bad substitution {item!r} of layer {name!r}: {error}") from error
-            if bool(masks[name][node]):
-                raise ValueError(f"{path}: node {node} of layer {name!r} has a substitution but is kept")
-            issue = masker._substitution_problem(name, node, source, constant=entry.offset != 0.0)
-            if issue is not None:
-                raise ValueError(f"{path}: node {node} of layer {name!r}: {issue}")
-            result[name][node] = entry
-        try:
-            resolve(result[name], masks[name])
-        except ValueError as error:
-            raise ValueError(f"{path}: layer {name!r}: {error}") from error
-    return result
+def layer_problem(
+    model: nn.Module, layer: NodeLayer, pieces: Sequence[ConsumerSlice], node: int, source: int | None, constant: bool
+) -> str | None:
+    """Why ``node`` of ``layer`` cannot be merged into ``source`` (or given a constant) in ``model``, or None."""
+    if not layer.exact or not pieces:
+        return f"its consumers are unknown or not exact ({layer.note or 'no consumer module was found'})"
+    for piece in pieces:
+        module = model.get_submodule(piece.module)
+        issue = problem(module, piece.module, piece, layer, node, source, 1.0 if constant else 0.0)
+        if issue is not None:
+            return issue
+    return None

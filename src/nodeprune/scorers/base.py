@@ -120,7 +120,11 @@ class Scorer(ABC):
         if not isinstance(masker, Masker):
             raise TypeError(f"score needs a nodeprune Masker; got {type(masker).__name__}")
         target = masker.layer(layer)
-        nodes = torch.arange(target.size) if candidates is None else masker._nodes(target, candidates, duplicates=False)
+        nodes = (
+            torch.arange(target.size)
+            if candidates is None
+            else masker.node_indices(target, candidates, duplicates=False)
+        )
         if nodes.numel() == 0:
             return torch.zeros(0, dtype=torch.float64)
         with preserved_mode(masker.model):

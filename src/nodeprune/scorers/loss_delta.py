@@ -151,7 +151,11 @@ class LossDelta(Scorer):
         if not isinstance(masker, Masker):
             raise TypeError(f"outcomes needs a nodeprune Masker; got {type(masker).__name__}")
         target = masker.layer(layer)
-        nodes = torch.arange(target.size) if candidates is None else masker._nodes(target, candidates, duplicates=False)
+        nodes = (
+            torch.arange(target.size)
+            if candidates is None
+            else masker.node_indices(target, candidates, duplicates=False)
+        )
         with preserved_mode(masker.model):
             return self._outcomes(masker, target, nodes)
 

@@ -52,7 +52,7 @@ def write(path: Path, config: dict[str, Any], masker: Masker, state: RunState) -
         "format": FORMAT,
         "version": VERSION,
         "strategy": config,
-        "model": masker._fingerprint(),
+        "model": masker.fingerprint(),
         "order": state.order,
         "initial": state.initial,
         "removed": {layer.name: masker.removed(layer.name) for layer in masker.layers},
@@ -91,7 +91,7 @@ def read(path: Path, config: dict[str, Any], masker: Masker) -> RunState:
             f"{path} was written by another run configuration: {document['strategy']} there, {config} here; "
             "use another checkpoint path or the same configuration"
         )
-    if document["model"] != masker._fingerprint():
+    if document["model"] != masker.fingerprint():
         raise ValueError(f"{path} was written for another model (its layers differ from this masker's)")
     now = {layer.name: masker.removed(layer.name) for layer in masker.layers}
     if now not in (document["initial"], document["removed"]):

@@ -139,14 +139,14 @@ class Strategy(ABC):
         if not isinstance(masker, Masker):
             raise TypeError(f"prune needs a nodeprune Masker; got {type(masker).__name__}")
         self._check(masker)
-        before = masker._snapshot()
-        result = PruneResult(removed={}, initial={name: mask.clone() for name, mask in before[0].items()})
+        before = masker.state_dict()
+        result = PruneResult(removed={}, initial={name: mask.clone() for name, mask in before["masks"].items()})
         start = time.perf_counter()
         try:
             with preserved_mode(masker.model):
                 self._prune(masker, result)
         except BaseException:
-            masker._restore(before)  # masks and merges as they were before the run
+            masker.load_state_dict(before)  # masks and merges as they were before the run
             raise
         result.seconds += time.perf_counter() - start
         return result

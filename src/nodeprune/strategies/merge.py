@@ -188,7 +188,7 @@ class Merge(Strategy):
         check_choice("Merge", "constant", self.constant, CONSTANT_ACTIONS)
         check_int("Merge", "min_keep", self.min_keep, minimum=1)
         for name in self._names(masker):
-            problem = masker._substitution_problem(name, constant=self._folds_constants())
+            problem = masker.substitution_problem(name, constant=self._folds_constants())
             if problem is not None:
                 raise ValueError(f"Merge cannot prune layer {name!r}: {problem}")
 
