@@ -49,7 +49,7 @@ class LayerPlan:
     site_input : Tensor or None
         The first site's input as the prefix computed it.
     features : tuple of Tensor
-        The first site's feature positions of each node, ascending.
+        The first site's feature positions of each node, ascending (on ``site_input``'s device).
     single : Tensor or None
         The one feature of each node at the first site, or None when some node has several (or none).
     bytes_per_row : float
@@ -90,7 +90,8 @@ class LayerPlan:
         """A plan for a layer of ``size`` nodes, with every table derived from ``sites`` and ``split``."""
         by_name = {site.name: site for site in sites}
         first = by_name[split.first] if split is not None else sites[0]
-        features = tuple(first.node_features(size))
+        device = site_input.device if site_input is not None else torch.device("cpu")
+        features = tuple(f.to(device) for f in first.node_features(size))  # where the passes index with them
         single = torch.cat(features) if all(f.numel() == 1 for f in features) else None
         return cls(
             sites=tuple(sites),
