@@ -37,7 +37,8 @@ from tqdm.auto import tqdm
 from .._data import Data, LossFunction, batches, check_batch, is_tensor_pair
 from .._guard import model_device, preserved_mode
 from ..masker import Masker, NodeLayer
-from .passes import Baseline, Prepared, baseline, prepare, prepare_many, run_pass
+from .passes import baseline, prepare, prepare_many, run_pass
+from .plan import Baseline, LayerPlan
 
 __all__ = ["Outcomes", "ablate", "prime", "reuse"]
 
@@ -79,8 +80,10 @@ class Outcomes:
 
 @dataclass
 class _Session:
+    """The plans of one :func:`reuse` block, by (masker, layer module, data, loss), with the state they hold for."""
+
     quiet: bool
-    prepared: dict[tuple[int, ...], tuple[tuple[object, ...], Prepared]]
+    plans: dict[tuple[int, ...], tuple[tuple[object, ...], LayerPlan]]
     baselines: dict[tuple[int, ...], tuple[tuple[object, ...], Baseline]]
 
 
@@ -91,10 +94,11 @@ _SESSION: ContextVar[_Session | None] = ContextVar("nodeprune_ablation_session",
 def reuse(quiet: bool = False) -> Iterator[None]:
     """Keep each layer's prefix activations and baseline between :func:`ablate` calls inside the block.
 
-    Cached results are used only while they are still valid: same parameters (by version counter), same
-    data tensors, same masks. Only ``(X, y)`` tensor pairs and lists of tensor batches are reused (other
-    iterables may yield different samples each time). Memory is freed when the block ends; only the last
-    layer's results are kept. ``quiet=True`` silences the engine's progress bars inside the block.
+    Cached results are used only while they are still valid: same parameters and data tensors (by their
+    version counters), same masks and merges (by ``Masker.version``). Only ``(X, y)`` tensor pairs and lists
+    of tensor batches are reused (other iterables may yield different samples each time). Memory is freed
+    when the block ends; only the last layer's results are kept. ``quiet=True`` silences the engine's progress
+    bars inside the block.
     """
     outer = _SESSION.get()
     token = _SESSION.set(_Session(quiet, {}, {}) if outer is None else outer)
@@ -119,7 +123,8 @@ def _model_state(masker: Masker) -> tuple[object, ...]:
 
 
 def _masks_state(masker: Masker, skip: str | None = None) -> tuple[object, ...]:
-    return tuple(bytes(m.numpy().tobytes()) for n, m in masker._masks.items() if n != skip)
+    """The version of every layer's mask and merges (but ``skip``'s)."""
+    return tuple(masker.version(layer.name) for layer in masker.layers if layer.name != skip)
 
 
 def ablate(
@@ -157,34 +162,37 @@ def ablate(
     session = _SESSION.get()
     key = (id(masker), id(layer.module), id(data), id(loss_fn))
     data_state = _data_state(data) if session is not None else None
-    with preserved_mode(model, train=False), torch.no_grad():
-        prepared = None
+    with preserved_mode(model, train=False), torch.no_grad(), masker.applied():
+        plan = None
         valid = None
         if session is not None and data_state is not None:
             valid = (_model_state(masker), _masks_state(masker, skip=layer.name), data_state)
-            entry = session.prepared.get(key)
+            entry = session.plans.get(key)
             if entry is not None and entry[0] == valid:
-                prepared = entry[1]
-        if prepared is None:
-            checked = _checked(batches(data), device)
-            prepared = prepare(masker, layer, checked)
+                plan = entry[1]
+        if plan is None:
+            plan = prepare(masker, layer, _checked(batches(data), device))
             if session is not None and valid is not None:
-                session.prepared.clear()
+                session.plans.clear()
                 session.baselines.clear()
-                session.prepared[key] = (valid, prepared)
+                session.plans[key] = (valid, plan)
         elif session is not None:
             session.baselines = {k: v for k, v in session.baselines.items() if k == key}
         base = None
-        base_valid = (valid, _masks_state(masker)) if valid is not None else None
+        base_valid = (valid, masker.version(layer.name)) if valid is not None else None
         if session is not None and base_valid is not None:
             entry_b = session.baselines.get(key)
             if entry_b is not None and entry_b[0] == base_valid:
                 base = entry_b[1]
         if base is None:
-            base = baseline(masker, layer, prepared, loss_fn, block_bytes)
+            base = baseline(masker, layer, plan, loss_fn, block_bytes)
+            if plan.bytes_per_row <= 0:
+                plan = plan.measured(base.bytes_per_row)  # the next baseline sizes its blocks by it
+                if session is not None and valid is not None:
+                    session.plans[key] = (valid, plan)
             if session is not None and base_valid is not None:
                 session.baselines[key] = (base_valid, base)
-        return _evaluate_nodes(masker, layer, nodes, prepared, base, loss_fn, block_bytes, progress, session)
+        return _evaluate_nodes(masker, layer, nodes, plan, base, loss_fn, block_bytes, progress, session)
 
 
 def prime(
@@ -200,18 +208,18 @@ def prime(
     if session is None or data_state is None or len(layers) < 2:
         return
     model = masker.model
-    with preserved_mode(model, train=False), torch.no_grad():
-        prepared = prepare_many(masker, layers, _checked(batches(data), model_device(model)), budget)
-        if not prepared:
-            return
-        session.prepared.clear()
-        session.baselines.clear()
-        state = _model_state(masker)
-        for layer in layers:
-            if layer.name in prepared:
-                key = (id(masker), id(layer.module), id(data), id(loss_fn))
-                valid = (state, _masks_state(masker, skip=layer.name), data_state)
-                session.prepared[key] = (valid, prepared[layer.name])
+    with preserved_mode(model, train=False), torch.no_grad(), masker.applied():
+        plans = prepare_many(masker, layers, _checked(batches(data), model_device(model)), budget)
+    if not plans:
+        return
+    session.plans.clear()
+    session.baselines.clear()
+    state = _model_state(masker)
+    for layer in layers:
+        if layer.name in plans:
+            key = (id(masker), id(layer.module), id(data), id(loss_fn))
+            valid = (state, _masks_state(masker, skip=layer.name), data_state)
+            session.plans[key] = (valid, plans[layer.name])
 
 
 def _checked(
@@ -226,15 +234,15 @@ def _evaluate_nodes(
     masker: Masker,
     layer: NodeLayer,
     nodes: torch.Tensor,
-    prepared: Prepared,
+    plan: LayerPlan,
     base: Baseline,
     loss_fn: LossFunction | None,
     block_bytes: int,
     progress: bool,
     session: _Session | None,
 ) -> Outcomes:
-    count = prepared.rows
-    mask = masker._masks[layer.name]
+    count = plan.rows
+    mask = masker.mask(layer.name)
     live = mask[nodes]
     candidates = nodes[live]
     device = base.active.device
@@ -246,7 +254,7 @@ def _evaluate_nodes(
         which_all = position.index_select(0, pairs[:, 0])
         nodes_all = candidates.to(device).index_select(0, pairs[:, 0])
         rows_all = pairs[:, 1].contiguous()
-        per_pass = _pairs_per_pass(prepared, block_bytes)
+        per_pass = _pairs_per_pass(plan, block_bytes)
         quiet = session is not None and session.quiet
         with tqdm(
             total=int(pairs.shape[0]),
@@ -259,7 +267,7 @@ def _evaluate_nodes(
                 stop = start + per_pass
                 which = which_all[start:stop]
                 loss_change, hit_change = run_pass(
-                    masker, layer, prepared, base, nodes_all[start:stop], rows_all[start:stop], loss_fn
+                    masker, plan, base, nodes_all[start:stop], rows_all[start:stop], loss_fn
                 )
                 delta.index_add_(0, which, loss_change)
                 if hit_change is not None:
@@ -286,8 +294,8 @@ def _evaluate_nodes(
     )
 
 
-def _pairs_per_pass(prepared: Prepared, block_bytes: int) -> int:
-    return max(MIN_PAIRS_PER_PASS, int(block_bytes // max(prepared.bytes_per_row, 1.0)))
+def _pairs_per_pass(plan: LayerPlan, block_bytes: int) -> int:
+    return max(MIN_PAIRS_PER_PASS, int(block_bytes // max(plan.bytes_per_row, 1.0)))
 
 
 def batch_hint(
@@ -299,7 +307,7 @@ def batch_hint(
     that a strategy can size its chunks without changing its results.
     """
     session = _SESSION.get()
-    entry = None if session is None else session.prepared.get((id(masker), id(layer.module), id(data), id(loss_fn)))
+    entry = None if session is None else session.plans.get((id(masker), id(layer.module), id(data), id(loss_fn)))
     if entry is None or entry[1].bytes_per_row <= 0:
         return None
     return max(1, 16 * _pairs_per_pass(entry[1], block_bytes) // entry[1].rows)

@@ -1,13 +1,16 @@
 """The three steps of the ablation engine: prepare (prefix), baseline (per mask state), pass (a block of pairs).
 
-See :mod:`nodeprune._ablation.engine` for the method. ``Prepared`` depends on the parameters, the data and the
-masks of the *other* layers; ``Baseline`` also on the layer's own mask.
+See :mod:`nodeprune._ablation.engine` for the method. :func:`prepare` builds a
+:class:`~nodeprune._ablation.plan.LayerPlan` (it depends on the parameters, the data and the masks of the
+*other* layers), :func:`baseline` a :class:`~nodeprune._ablation.plan.Baseline` (also on the layer's own mask
+and merges), and :func:`run_pass` only reads them. Every function here runs inside the caller's
+``masker.applied()`` block (the masks of every layer act through the masker's hooks); none enters it itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import torch
 from torch import nn
@@ -16,84 +19,29 @@ from .._data import LossFunction, check_output, losses_and_hits
 from .._guard import weight_of
 from .._masking.probe import measure_outputs, probe
 from ..masker import Masker, NodeLayer
-from .rank_one import channels_last, factor, first_site_output, layout, segments
+from .plan import Baseline, LayerPlan
+from .rank_one import channels_last, factor, first_site_output, first_site_tables, layout, plain_site, segments
 from .sites import Site, layer_sites
-from .suffix import Split, SplitError, prefix_of, split_model, trace_model
+from .suffix import SplitError, SuffixSplit, prefix_of, split_model, trace_model
 
 FIRST_BLOCK = 1024
 
 
-@dataclass
-class Prepared:
-    """Per-sample values that do not depend on the layer's own mask.
-
-    ``split`` is None when the model could not be cut (``reason`` says why); the whole model then runs
-    on ``inputs``. Otherwise ``cut`` and ``site_input`` are the prefix results.
-    """
-
-    sites: list[Site]
-    targets: torch.Tensor
-    rows: int
-    split: Split | None = None
-    reason: str = ""
-    inputs: torch.Tensor | None = None
-    cut: list[torch.Tensor] = field(default_factory=list)
-    site_input: torch.Tensor | None = None
-    bytes_per_row: float = 0.0
-    _tables: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    def tables(self, size: int, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
-        """Every site's factor table (built once)."""
-        if not self._tables:
-            self._tables = {site.name: site.factor_table(size, dtype, device) for site in self.sites}
-        return self._tables
-
-    @property
-    def first(self) -> Site:
-        name = self.split.first if self.split is not None else self.sites[0].name
-        return next(site for site in self.sites if site.name == name)
+def _joined(values: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat(values) if len(values) > 1 else values[0]
 
 
-@dataclass
-class Baseline:
-    """The model as currently masked: per-sample losses and hits, node activity, the first site's values."""
-
-    loss: float
-    accuracy: float
-    hits: float | None
-    losses: torch.Tensor | None
-    outputs: torch.Tensor | None
-    correct: torch.Tensor | None
-    active: torch.Tensor
-    tables: dict[str, torch.Tensor]
-    shapes: dict[str, int]
-    offsets: dict[str, torch.Tensor] = field(default_factory=dict)
-    weight: torch.Tensor | None = None  # the first site's weight with merged nodes' columns folded in
-    site_input: torch.Tensor | None = None
-    site_output: torch.Tensor | None = None
-    features: list[torch.Tensor] = field(default_factory=list)
-    weight_rows: torch.Tensor | None = None
-    planes: torch.Tensor | None = None
-    columns: torch.Tensor | None = None
-
-
-def _modules(prepared: Prepared) -> dict[str, nn.Module]:
-    return {site.name: site.module for site in prepared.sites}
-
-
-def prepare(masker: Masker, layer: NodeLayer, stream: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> Prepared:
+def prepare(masker: Masker, layer: NodeLayer, stream: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> LayerPlan:
     """Run the prefix once over the data (or keep the inputs when the model cannot be cut)."""
     sites = layer_sites(masker, layer)
     inputs, targets = [], []
     first_inputs, first_targets = next(stream)
-    split: Split | None = None
+    split: SuffixSplit | None = None
     reason = ""
-    with masker.applied():
-        try:
-            split = split_model(masker.model, [s.name for s in sites], (first_inputs,))
-        except SplitError as error:
-            reason = str(error)
-    prepared = Prepared(sites=sites, targets=first_targets, rows=0, split=split, reason=reason)
+    try:
+        split = split_model(masker.model, [s.name for s in sites], (first_inputs,))
+    except SplitError as error:
+        reason = str(error)
     cuts: list[list[torch.Tensor]] = []
     site_inputs: list[torch.Tensor] = []
     for x, y in _chain(first_inputs, first_targets, stream):
@@ -101,72 +49,69 @@ def prepare(masker: Masker, layer: NodeLayer, stream: Iterator[tuple[torch.Tenso
         if split is None:
             inputs.append(x)
             continue
-        with masker.applied():
-            values = split.prefix(x)
+        values = split.prefix(x)
         cuts.append(list(values[:-1]))
         site_inputs.append(values[-1])
-    prepared.targets = torch.cat(targets) if len(targets) > 1 else targets[0]
-    prepared.rows = int(prepared.targets.shape[0])
     if split is None:
-        prepared.inputs = torch.cat(inputs) if len(inputs) > 1 else inputs[0]
-    else:
-        prepared.cut = [torch.cat([c[i] for c in cuts]) for i in range(split.cut)]
-        prepared.site_input = torch.cat(site_inputs) if len(site_inputs) > 1 else site_inputs[0]
-    return prepared
+        return LayerPlan.build(sites, layer.size, _joined(targets), reason=reason, inputs=_joined(inputs))
+    return LayerPlan.build(
+        sites,
+        layer.size,
+        _joined(targets),
+        split=split,
+        cut=[torch.cat([c[i] for c in cuts]) for i in range(split.cut)],
+        site_input=_joined(site_inputs),
+    )
 
 
 def prepare_many(
     masker: Masker, layers: list[NodeLayer], stream: Iterator[tuple[torch.Tensor, torch.Tensor]], budget: int
-) -> dict[str, Prepared]:
+) -> dict[str, LayerPlan]:
     """Prepare several layers with one prefix run over the data, when their cut values fit in ``budget`` bytes.
 
     Returns the layers it prepared (none when the model cannot be traced or the values would not fit); the
     others are prepared one by one by :func:`prepare` as usual.
     """
     first_inputs, first_targets = next(stream)
-    with masker.applied():
+    try:
+        trace = trace_model(masker.model, (first_inputs,))
+    except SplitError:
+        return {}
+    splits: dict[str, tuple[NodeLayer, list[Site], SuffixSplit]] = {}
+    for layer in layers:
+        sites = layer_sites(masker, layer)
         try:
-            trace = trace_model(masker.model, (first_inputs,))
+            split = split_model(masker.model, [s.name for s in sites], (first_inputs,), trace)
         except SplitError:
-            return {}
-        splits: dict[str, tuple[list[Site], Split]] = {}
-        for layer in layers:
-            sites = layer_sites(masker, layer)
-            try:
-                splits[layer.name] = (sites, split_model(masker.model, [s.name for s in sites], (first_inputs,), trace))
-            except SplitError:
-                continue
+            continue
+        splits[layer.name] = (layer, sites, split)
     if not splits:
         return {}
-    names = list(dict.fromkeys(name for _, split in splits.values() for name in split.names))
+    names = list(dict.fromkeys(name for _, _, split in splits.values() for name in split.names))
     prefix = prefix_of(masker.model, trace, names)
-    with masker.applied():
-        probe_values = prefix(first_inputs[:2])
+    probe_values = prefix(first_inputs[:2])
     per_row = sum(v.numel() * v.element_size() / v.shape[0] for v in probe_values)
     batches = [(first_inputs, first_targets), *stream]
     rows = sum(int(y.shape[0]) for _, y in batches)
     if per_row * rows > budget:
         return {}
     collected: list[list[torch.Tensor]] = [[] for _ in names]
-    with masker.applied():
-        for x, _ in batches:
-            for bucket, value in zip(collected, prefix(x), strict=True):
-                bucket.append(value)
-    values = {
-        name: torch.cat(bucket) if len(bucket) > 1 else bucket[0] for name, bucket in zip(names, collected, strict=True)
-    }
-    targets = torch.cat([y for _, y in batches]) if len(batches) > 1 else batches[0][1]
-    prepared = {}
-    for name, (sites, split) in splits.items():
-        prepared[name] = Prepared(
-            sites=sites,
-            targets=targets,
-            rows=rows,
+    for x, _ in batches:
+        for bucket, value in zip(collected, prefix(x), strict=True):
+            bucket.append(value)
+    values = {name: _joined(bucket) for name, bucket in zip(names, collected, strict=True)}
+    targets = _joined([y for _, y in batches])
+    return {
+        name: LayerPlan.build(
+            sites,
+            layer.size,
+            targets,
             split=split,
             cut=[values[n] for n in split.names[:-1]],
             site_input=values[split.names[-1]],
         )
-    return prepared
+        for name, (layer, sites, split) in splits.items()
+    }
 
 
 def _chain(
@@ -177,44 +122,44 @@ def _chain(
 
 
 def _forward_all(
-    masker: Masker, prepared: Prepared, start: int, stop: int
+    model: nn.Module, plan: LayerPlan, start: int, stop: int
 ) -> tuple[torch.Tensor, dict[str, list[torch.Tensor]], torch.Tensor | None, torch.Tensor | None]:
     """The model's output on rows [start, stop) and each site's values (inputs; outputs of own-output sites)."""
-    sites, modules = prepared.sites, _modules(prepared)
-    consumers = [s.name for s in sites if not s.output]
-    owners = [s.name for s in sites if s.output]
-    with masker.applied():
-        if prepared.split is None:
-            assert prepared.inputs is not None
-            with probe(modules, observe_inputs=consumers, observe_outputs=owners) as seen:
-                output = masker.model(prepared.inputs[start:stop].clone())  # the model may work in place
-            return output, {**seen.inputs, **seen.outputs}, None, None
-        split, first = prepared.split, prepared.first
-        assert prepared.site_input is not None
-        with probe(modules, observe_inputs=consumers) as seen:
-            site_output = channels_last(first.module(prepared.site_input[start:stop]))
-        site_input = seen.inputs[first.name][0] if not first.output else None
-        later = split.later
-        with probe(modules, observe_inputs=later) as seen_later:  # copies: the suffix may work in place
-            cut = [c[start:stop].clone() for c in prepared.cut]
-            output = split.suffix(site_output.clone(), *cut, *([1.0] * len(later)), *([0.0] * len(later)))
-        values = dict(seen_later.inputs)
-        values[first.name] = [site_output if first.output else site_input]  # type: ignore[list-item]
-        return output, values, site_input, site_output
+    if plan.split is None:
+        assert plan.inputs is not None
+        with probe(plan.modules, observe_inputs=plan.consumers, observe_outputs=plan.owners) as seen:
+            output = model(plan.inputs[start:stop].clone())  # the model may work in place
+        return output, {**seen.inputs, **seen.outputs}, None, None
+    split, first = plan.split, plan.first
+    assert plan.site_input is not None
+    with probe(plan.modules, observe_inputs=plan.consumers) as seen:
+        site_output = channels_last(first.module(plan.site_input[start:stop]))
+    site_input = seen.inputs[first.name][0] if not first.output else None
+    later = split.later
+    with probe(plan.modules, observe_inputs=later) as seen_later:  # copies: the suffix may work in place
+        cut = [c[start:stop].clone() for c in plan.cut]
+        output = split.suffix(site_output.clone(), *cut, *([1.0] * len(later)), *([0.0] * len(later)))
+    values = dict(seen_later.inputs)
+    values[first.name] = [site_output if first.output else site_input]  # type: ignore[list-item]
+    return output, values, site_input, site_output
 
 
-def _rows_per_block(prepared: Prepared, block_bytes: int) -> int:
+def _rows_per_block(bytes_per_row: float, block_bytes: int) -> int:
     """Rows of one baseline block: four pass budgets of activations, at least 256 rows."""
-    if prepared.bytes_per_row <= 0:
+    if bytes_per_row <= 0:
         return FIRST_BLOCK
-    return max(256, int(4 * block_bytes // prepared.bytes_per_row))
+    return max(256, int(4 * block_bytes // bytes_per_row))
 
 
 def baseline(
-    masker: Masker, layer: NodeLayer, prepared: Prepared, loss_fn: LossFunction | None, block_bytes: int
+    masker: Masker, layer: NodeLayer, plan: LayerPlan, loss_fn: LossFunction | None, block_bytes: int
 ) -> Baseline:
-    """Per-sample losses, hits and node activity of the model as currently masked."""
-    rows = prepared.rows
+    """Per-sample losses, hits and node activity of the model as currently masked, and the pass tables.
+
+    Measures the activation bytes per sample on the first block when ``plan`` does not know them yet
+    (``Baseline.bytes_per_row``; :meth:`LayerPlan.measured` keeps them for the next baseline).
+    """
+    rows = plan.rows
     losses = torch.zeros(rows, dtype=torch.float64)
     hits: torch.Tensor | None = None
     active = torch.zeros(rows, layer.size, dtype=torch.bool)
@@ -225,15 +170,16 @@ def baseline(
     shapes: dict[str, int] = {}
     mean_only = False
     total = torch.zeros((), dtype=torch.float64)
+    bytes_per_row = plan.bytes_per_row
     start = 0
     while start < rows:
-        stop = min(rows, start + _rows_per_block(prepared, block_bytes))
-        if prepared.bytes_per_row <= 0:
+        stop = min(rows, start + _rows_per_block(bytes_per_row, block_bytes))
+        if bytes_per_row <= 0:
             with measure_outputs(masker.model) as measured:
-                output, values, seen_input, seen_output = _forward_all(masker, prepared, start, stop)
-            prepared.bytes_per_row = 2.0 * measured[0] / (stop - start)
+                output, values, seen_input, seen_output = _forward_all(masker.model, plan, start, stop)
+            bytes_per_row = 2.0 * measured[0] / (stop - start)
         else:
-            output, values, seen_input, seen_output = _forward_all(masker, prepared, start, stop)
+            output, values, seen_input, seen_output = _forward_all(masker.model, plan, start, stop)
         if start == 0:
             device = output.device
             losses, active = losses.to(device), active.to(device)
@@ -246,7 +192,7 @@ def baseline(
                 )
             if seen_input is not None:
                 site_input = seen_input.new_empty((rows, *seen_input.shape[1:]))
-        targets = prepared.targets[start:stop]
+        targets = plan.targets[start:stop]
         check_output(output, targets)
         per_sample, hit = losses_and_hits(output, targets, loss_fn)
         if per_sample is None:
@@ -260,7 +206,7 @@ def baseline(
             if hits is None:
                 hits = torch.zeros(rows, dtype=torch.long, device=hit.device)
             hits[start:stop] = hit
-        for site in prepared.sites:
+        for site in plan.sites:
             for value in values[site.name]:
                 shapes[site.name] = value.dim()
                 active[start:stop] |= site.activity(value, layer.size)
@@ -268,7 +214,7 @@ def baseline(
             site_output[start:stop] = seen_output
         if site_input is not None and seen_input is not None:
             same_input &= (
-                prepared.site_input is not None and seen_input.data_ptr() == prepared.site_input[start:stop].data_ptr()
+                plan.site_input is not None and seen_input.data_ptr() == plan.site_input[start:stop].data_ptr()
             )
             site_input[start:stop] = seen_input
         start = stop
@@ -276,8 +222,9 @@ def baseline(
     if mean_loss != mean_loss:
         raise ValueError("the loss is NaN: the model's output or the loss function produced a NaN")
     if same_input and site_input is not None:
-        site_input = prepared.site_input  # the consumer saw the prefix's values unchanged: no copy
-    tables, offsets, weight = _substitution_tables(masker, layer, prepared, output)
+        site_input = plan.site_input  # the consumer saw the prefix's values unchanged: no copy
+    tables, offsets, weight = _substitution_tables(masker, layer, plan, output)
+    columns, weight_rows, planes = first_site_tables(plan, site_input, weight)
     return Baseline(
         loss=mean_loss,
         accuracy=float(hits.double().mean()) if hits is not None else float("nan"),
@@ -286,18 +233,21 @@ def baseline(
         outputs=torch.cat(outputs) if mean_only else None,
         correct=hits,
         active=active,
-        tables=tables,
-        shapes=shapes,
-        offsets=offsets,
+        tables=MappingProxyType(tables),
+        offsets=MappingProxyType(offsets),
+        shapes=MappingProxyType(shapes),
         weight=weight,
         site_input=site_input,
         site_output=site_output,
-        features=prepared.first.node_features(layer.size),
+        columns=columns,
+        weight_rows=weight_rows,
+        planes=planes,
+        bytes_per_row=bytes_per_row,
     )
 
 
 def _substitution_tables(
-    masker: Masker, layer: NodeLayer, prepared: Prepared, like: torch.Tensor
+    masker: Masker, layer: NodeLayer, plan: LayerPlan, like: torch.Tensor
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor | None]:
     """Factor and offset tables per site, and the first site's effective weight, given the layer's merges.
 
@@ -305,23 +255,19 @@ def _substitution_tables(
     features, which keep only their constant: there the factor is 0 and the offset the constant, and the
     first site's rank-one term uses the node's column plus the merged nodes' columns times their scale.
     """
-    tables = prepared.tables(layer.size, like.dtype, like.device)
+    tables = {site.name: site.factor_table(layer.size, like.dtype, like.device) for site in plan.sites}
     offsets: dict[str, torch.Tensor] = {}
     weight: torch.Tensor | None = None
-    for site in prepared.sites:
+    for site in plan.sites:
         effects = site.effects(masker, layer)
         if not effects:
             continue
-        table, offset = tables[site.name].clone(), torch.zeros_like(tables[site.name])
+        table, offset = tables[site.name], torch.zeros_like(tables[site.name])
         for effect in effects:
             table[effect.root, effect.features] = 0
             offset[effect.root, effect.features] = effect.offset
-        tables = {**tables, site.name: table}
         offsets[site.name] = offset
-        plain = isinstance(site.module, nn.Linear) or (
-            isinstance(site.module, nn.modules.conv._ConvNd) and not site.module.transposed and site.module.groups == 1
-        )
-        if site is prepared.first and plain:  # other first sites are recomputed on their input
+        if site is plan.first and plain_site(site.module):  # other first sites are recomputed on their input
             weight = weight_of(site.module).detach().clone()
             for effect in effects:
                 weight[:, effect.twin] += effect.scale * weight[:, effect.features]
@@ -330,37 +276,31 @@ def _substitution_tables(
 
 def run_pass(
     masker: Masker,
-    layer: NodeLayer,
-    prepared: Prepared,
+    plan: LayerPlan,
     base: Baseline,
     nodes: torch.Tensor,
     rows: torch.Tensor,
     loss_fn: LossFunction | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Loss change and hit change of each pair (node ``nodes[i]`` removed, sample ``rows[i]``)."""
-    modules = _modules(prepared)
-    targets = prepared.targets.index_select(0, rows)
-    if prepared.split is None:
-        assert prepared.inputs is not None
-        consumers = [s.name for s in prepared.sites if not s.output]
-        owners = [s.name for s in prepared.sites if s.output]
-        with masker.applied(), probe(modules, scale_inputs=consumers, scale_outputs=owners) as scaling:
-            for site in prepared.sites:
+    targets = plan.targets.index_select(0, rows)
+    if plan.split is None:
+        assert plan.inputs is not None
+        with probe(plan.modules, scale_inputs=plan.consumers, scale_outputs=plan.owners) as scaling:
+            for site in plan.sites:
                 scale, shift = factor(site, base, nodes)
                 if site.output:
                     scaling.output_factors[site.name] = scale
                 else:
                     scaling.input_factors[site.name] = scale
                     scaling.input_offsets[site.name] = shift
-            output = masker.model(prepared.inputs.index_select(0, rows))
+            output = masker.model(plan.inputs.index_select(0, rows))
     else:
-        split = prepared.split
-        site_output = first_site_output(masker, prepared, base, nodes, rows)
-        later = [factor(next(s for s in prepared.sites if s.name == name), base, nodes) for name in split.later]
+        site_output = first_site_output(plan, base, nodes, rows)
+        later = [factor(site, base, nodes) for site in plan.later]
         scales = [scale for scale, _ in later]
         shifts = [0.0 if shift is None else shift for _, shift in later]
-        with masker.applied():
-            output = split.suffix(site_output, *[c.index_select(0, rows) for c in prepared.cut], *scales, *shifts)
+        output = plan.split.suffix(site_output, *[c.index_select(0, rows) for c in plan.cut], *scales, *shifts)
     new, hit = losses_and_hits(output, targets, loss_fn)
     hit_change = None
     if hit is not None and base.correct is not None:

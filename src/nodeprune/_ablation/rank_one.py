@@ -5,22 +5,22 @@ Conv, by the convolution of ``j``'s input channel(s) with ``W[:, j]`` (computed 
 product over unfolded patches, exact and much faster than a one-channel oneDNN convolution). Other
 consumers (grouped, transposed) are recomputed on the masked input; a layer masked on its own output is
 multiplied by the node's channel mask.
+
+The tables these updates read (the first site's input transposed, its weight transposed) are built with the
+baseline by :func:`first_site_tables`; the updates only read them. Callers hold ``masker.applied()``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .._guard import weight_of
-from ..masker import Masker
+from .plan import Baseline, LayerPlan
 from .sites import Site
-
-if TYPE_CHECKING:
-    from .passes import Baseline, Prepared
 
 
 def layout(value: torch.Tensor) -> torch.memory_format:
@@ -67,11 +67,35 @@ def segments(nodes: torch.Tensor) -> list[tuple[int, int, int]]:
     return list(zip(starts, stops, values, strict=True))
 
 
-def _single_features(base: Baseline) -> torch.Tensor | None:
-    """The one feature of each node at the first site, or None when some node has several (or none)."""
-    if not all(f.numel() == 1 for f in base.features):
-        return None
-    return torch.cat(base.features)
+def plain_site(module: nn.Module) -> bool:
+    """Whether a first site's removal term is computed from its weight: a Linear or an ungrouped convolution."""
+    return isinstance(module, nn.Linear) or (
+        isinstance(module, nn.modules.conv._ConvNd) and not module.transposed and module.groups == 1
+    )
+
+
+def _rank_one_linear(plan: LayerPlan, site_input: torch.Tensor) -> bool:
+    return isinstance(plan.first.module, nn.Linear) and site_input.dim() == 2 and plan.single is not None
+
+
+def first_site_tables(
+    plan: LayerPlan, site_input: torch.Tensor | None, weight: torch.Tensor | None
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """``(columns, weight_rows, planes)`` for :class:`~nodeprune._ablation.plan.Baseline` (None where not used).
+
+    ``columns`` (features, rows) and ``weight_rows`` (in, out) serve the rank-one update of a Linear first
+    site whose nodes feed one feature each; ``planes`` (channels, rows, H, W) the update of an unfoldable
+    Conv2d. In both a node's values are contiguous.
+    """
+    first = plan.first
+    if first.output or site_input is None or not plain_site(first.module):
+        return None, None, None
+    if _rank_one_linear(plan, site_input):
+        effective = weight_of(first.module).detach() if weight is None else weight
+        return site_input.t().contiguous(), effective.t().contiguous(), None
+    if _unfoldable(first.module):
+        return None, None, site_input.transpose(0, 1).contiguous()
+    return None, None, None
 
 
 def _unfoldable(module: nn.Module) -> bool:
@@ -102,8 +126,7 @@ def _linear_rank_one(
     rows: torch.Tensor,
 ) -> torch.Tensor:
     """``y − x_j · W[:, j]`` on each pair's row, for a Linear site where node ``j`` feeds one input feature."""
-    if base.columns is None:
-        base.columns = x.t().contiguous()  # (features, rows): a node's inputs are contiguous
+    assert base.columns is not None and base.weight_rows is not None
     feature = single.to(x.device).index_select(0, nodes)
     values = base.columns.reshape(-1).index_select(0, feature * x.shape[0] + rows)
     result = y.index_select(0, rows)
@@ -113,16 +136,12 @@ def _linear_rank_one(
             column = weight[:, int(single[node])]
             result[start:stop].addcmul_(values[start:stop].unsqueeze(1), column.unsqueeze(0), value=-1)
         return result
-    if base.weight_rows is None:
-        base.weight_rows = weight.t().contiguous()
     return result.addcmul_(values.unsqueeze(1), base.weight_rows.index_select(0, feature), value=-1)
 
 
-def first_site_output(
-    masker: Masker, prepared: Prepared, base: Baseline, nodes: torch.Tensor, rows: torch.Tensor
-) -> torch.Tensor:
+def first_site_output(plan: LayerPlan, base: Baseline, nodes: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """The first site's output on ``rows`` with node ``nodes[i]`` removed from row ``rows[i]``."""
-    first = prepared.first
+    first = plan.first
     module = first.module
     y = base.site_output
     assert y is not None
@@ -130,20 +149,16 @@ def first_site_output(
         return _apply(rows_of(y, rows), factor(first, base, nodes))
     x = base.site_input
     assert x is not None
-    plain_conv = isinstance(module, nn.modules.conv._ConvNd) and not module.transposed and module.groups == 1
-    if not (isinstance(module, nn.Linear) or plain_conv):
-        with masker.applied():
-            return channels_last(module(_apply(x.index_select(0, rows), factor(first, base, nodes))))
+    if not plain_site(module):
+        return channels_last(module(_apply(x.index_select(0, rows), factor(first, base, nodes))))
     weight = weight_of(module).detach() if base.weight is None else base.weight
-    single = _single_features(base)
-    if isinstance(module, nn.Linear) and x.dim() == 2 and single is not None:
-        return _linear_rank_one(base, single, x, y, weight, nodes, rows)
+    if _rank_one_linear(plan, x):
+        assert plan.single is not None
+        return _linear_rank_one(base, plan.single, x, y, weight, nodes, rows)
     result = rows_of(y, rows)
     unfold = _unfoldable(module)
-    if unfold and base.planes is None:
-        base.planes = x.transpose(0, 1).contiguous()  # (channels, rows, H, W): one node's inputs are contiguous
     for start, stop, node in segments(nodes):
-        features = base.features[node].to(x.device)
+        features = plan.features[node].to(x.device)
         if isinstance(module, nn.Linear):
             part = x.index_select(0, rows[start:stop])
             term = part[..., features] @ weight[:, features].t()

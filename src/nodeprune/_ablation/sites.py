@@ -1,7 +1,7 @@
 """Where removing a node acts: the masker's consumer slices of a layer, as tensors the engine can use.
 
 Removing node ``j`` of a layer zeroes, at every *site*, the features fed by ``j``'s channels: the input
-features of each consumer module (``Masker._input_mask``), or the layer's own output channels when it has
+features of each consumer module (``Masker.consumers``), or the layer's own output channels when it has
 no consumer (untraced models). Nodes merged into ``j`` (``Masker.merge``) lose their share of ``j`` too:
 their features keep only their constant. This module turns the masker's plan into per-site tensors.
 """
@@ -65,14 +65,14 @@ class Site:
 
     def effects(self, masker: Masker, layer: NodeLayer) -> list[Effect]:
         """The merges of ``layer`` whose root is a kept node, at this site (none for own-output sites)."""
-        entries = masker._substitutions.get(layer.name) if not self.output else None
+        entries = masker.substitutions(layer.name) if not self.output else None
         if not entries:
             return []
         by_channel: dict[int, list[int]] = {}
         for feature, channel in zip(self.features.tolist(), self.channels.tolist(), strict=True):
             by_channel.setdefault(channel, []).append(feature)
         result = []
-        for node, (root, scale, offset) in resolve(entries, masker._masks[layer.name]).items():
+        for node, (root, scale, offset) in resolve(entries, masker.mask(layer.name)).items():
             if root is None or scale == 0.0:
                 continue
             node_channels = layer.node_channels(torch.tensor([node])).tolist()

@@ -26,20 +26,34 @@ import torch
 from torch import fx, nn
 
 
-@dataclass
-class Split:
-    """A model cut at its first site module; see the module docstring."""
+@dataclass(frozen=True)
+class SuffixSplit:
+    """A model cut before its first site module into a prefix and a suffix; see the module docstring.
+
+    Attributes
+    ----------
+    prefix, suffix : fx.GraphModule
+        ``prefix(*inputs) -> (*cut, site_input)`` and ``suffix(site_output, *cut, *factors, *offsets)``.
+    first : str
+        The first site module, where the model is cut.
+    later : tuple of str
+        The later site modules, in call order (one factor and one offset each in the suffix).
+    cut : int
+        Number of per-sample values the prefix hands to the suffix.
+    names : tuple of str
+        The graph nodes the prefix returns: the cut, then the first site's input.
+    """
 
     prefix: fx.GraphModule
     suffix: fx.GraphModule
     first: str
-    later: list[str]
+    later: tuple[str, ...]
     cut: int
-    names: list[str]  # the graph nodes the prefix returns: the cut, then the first site's input
+    names: tuple[str, ...]
 
 
-@dataclass
-class Trace:
+@dataclass(frozen=True)
+class TracedModel:
     """A traced model: its graph, the traced copy (for constants) and its per-sample nodes."""
 
     graph: fx.Graph
@@ -85,7 +99,7 @@ def _module(model: nn.Module, traced: nn.Module, graph: fx.Graph) -> fx.GraphMod
     return fx.GraphModule(root, graph)
 
 
-def trace_model(model: nn.Module, inputs: Sequence[torch.Tensor]) -> Trace:
+def trace_model(model: nn.Module, inputs: Sequence[torch.Tensor]) -> TracedModel:
     """Trace ``model`` and find its per-sample nodes (leading dimension = the batch's) by running ``inputs``."""
     graph, traced = _trace(model)
     module = _module(model, traced, graph)
@@ -103,10 +117,10 @@ def trace_model(model: nn.Module, inputs: Sequence[torch.Tensor]) -> Trace:
             dependent.add(node)
         if node in dependent and isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == rows:
             batch.add(node)
-    return Trace(graph, traced, batch)
+    return TracedModel(graph, traced, batch)
 
 
-def prefix_of(model: nn.Module, trace: Trace, names: Sequence[str]) -> fx.GraphModule:
+def prefix_of(model: nn.Module, trace: TracedModel, names: Sequence[str]) -> fx.GraphModule:
     """A graph module returning the values of the named nodes (a tuple, in the order given)."""
     nodes = {node.name: node for node in trace.graph.nodes}
     last = max(list(trace.graph.nodes).index(nodes[name]) for name in names)
@@ -122,8 +136,8 @@ def prefix_of(model: nn.Module, trace: Trace, names: Sequence[str]) -> fx.GraphM
 
 
 def split_model(
-    model: nn.Module, sites: Sequence[str], inputs: Sequence[torch.Tensor], trace: Trace | None = None
-) -> Split:
+    model: nn.Module, sites: Sequence[str], inputs: Sequence[torch.Tensor], trace: TracedModel | None = None
+) -> SuffixSplit:
     """Cut ``model`` before the first call of any of ``sites``; ``inputs`` is a batch of at least 2 samples.
 
     Raises SplitError when the model cannot be traced, when a site module is not called exactly once or
@@ -188,11 +202,11 @@ def split_model(
             env[node] = suffix_graph.call_module(str(node.target), (scaled, *rest), kwargs)
         else:
             env[node] = suffix_graph.node_copy(node, env.__getitem__)
-    return Split(
+    return SuffixSplit(
         prefix=prefix,
         suffix=_module(model, traced, suffix_graph),
         first=str(first.target),
-        later=later,
+        later=tuple(later),
         cut=len(cut),
-        names=names,
+        names=tuple(names),
     )
