@@ -125,14 +125,6 @@ class Masker:
         self._state = MaskState(model, self.layers, plan.consumers)
         self._attached: list[RemovableHandle] = []
 
-    @property
-    def _masks(self) -> dict[str, torch.Tensor]:  # read by the ablation engine
-        return self._state.masks
-
-    @property
-    def _substitutions(self) -> dict[str, dict[int, Substitution]]:  # read by the ablation engine
-        return self._state.substitutions
-
     # ------------------------------------------------------------------ names and validation
     def __repr__(self) -> str:
         sizes = ", ".join(f"{layer.name}: {self.kept(layer.name)}/{layer.size}" for layer in self.layers)
