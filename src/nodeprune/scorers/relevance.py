@@ -10,10 +10,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._data import check_inference_mode, input_kind, output_tensor
 from .._guard import model_device, preserved_mode
 from .._masking.capture import Captured, capture_inputs, capture_outputs
 from .._validation import check_choice, check_int, layer_names
-from .._data import check_inference_mode, input_kind, output_tensor
 from ..evaluate import Data, batches, check_batch, check_output
 from ..masker import Masker, NodeLayer
 from ._lrp import THESIS, alpha2beta1_composite, build_composite, composite_names
