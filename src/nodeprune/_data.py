@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal, overload
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 Data = Any  # a DataLoader, an (X, y) tuple of tensors, or any iterable of (x, y) batches
@@ -13,6 +15,72 @@ LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 DEFAULT_BATCH_SIZE = 256
 INTEGER_TYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
+def output_tensor(output: object) -> torch.Tensor:
+    """The tensor a model's output stands for: the output itself, its ``.logits``, or its first tensor.
+
+    A tuple or list gives its first tensor (``(logits, aux)``); a dict or a transformers-style
+    ``ModelOutput`` (a dict subclass) gives its ``logits`` attribute or key when present, else its first
+    tensor value. Anything else without a tensor is a TypeError.
+    """
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(output, Mapping):
+        logits = output.get("logits")
+        values = [logits, *output.values()]
+    elif isinstance(output, (tuple, list)):
+        values = list(output)
+    else:
+        values = []
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            return value
+    raise TypeError(
+        f"the model returned a {type(output).__name__} without a tensor; nodeprune reads a tensor, a tuple or "
+        "list (its first tensor) or a dict / ModelOutput (its 'logits', else its first tensor): return one of them"
+    )
+
+
+def loss_name(loss_fn: LossFunction | None) -> str:
+    """How a message names the loss: the function's qualified name, or the default cross-entropy."""
+    if loss_fn is None:
+        return "the default cross-entropy"
+    name = getattr(loss_fn, "__qualname__", None) or type(loss_fn).__qualname__
+    return f"loss_fn {name}"
+
+
+def check_finite_loss(loss: float, loss_fn: LossFunction | None, where: str = "") -> None:
+    """A NaN or infinite mean loss is a ValueError naming the loss (``where`` adds e.g. "without nodes …")."""
+    if math.isnan(loss):
+        raise ValueError(f"the loss is NaN{where}: the model's output or {loss_name(loss_fn)} produced a NaN")
+    if math.isinf(loss):
+        raise ValueError(
+            f"the loss is {'-' if loss < 0 else ''}inf{where}: {loss_name(loss_fn)} returned an infinite value "
+            "(a log of 0, an overflow?); nodeprune needs finite losses to compare nodes: clamp or rescale it"
+        )
+
+
+def check_inference_mode(owner: str) -> None:
+    """Refuse a call made inside ``torch.inference_mode()`` where gradients are needed."""
+    if torch.is_inference_mode_enabled():
+        raise ValueError(
+            f"{owner} was called inside torch.inference_mode(): it needs gradients, which inference mode "
+            "disables for every tensor made inside it; call it outside, or create the data outside"
+        )
+
+
+def input_kind(model: nn.Module) -> tuple[torch.dtype | None, bool]:
+    """The floating dtype of the model's parameters (None when they have several or none), and whether it embeds.
+
+    A model with an ``nn.Embedding`` / ``nn.EmbeddingBag`` takes integer inputs (token indices).
+    """
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    embeds = any(isinstance(m, (nn.Embedding, nn.EmbeddingBag)) for m in model.modules())
+    return (next(iter(dtypes)) if len(dtypes) == 1 else None), embeds
 
 
 def is_tensor_pair(data: object) -> bool:
@@ -115,33 +183,89 @@ def _loss(
     losses (B, T)), which needs one row per sample.
     """
     if loss_fn is None:
-        return F.cross_entropy(output.double(), target, reduction="none" if per_sample else "sum")
+        labels = target.long() if target.dtype in INTEGER_TYPES else target  # int32 labels as int64: equal results
+        return F.cross_entropy(output.double(), labels, reduction="none" if per_sample else "sum")
     value = loss_fn(output, target)
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"loss_fn must return a tensor; got {type(value).__name__}")
     if value.dim() == 0:
         return None if per_sample else value.double() * output.shape[0]
-    if not per_sample:
-        return value.double().sum()
     if value.shape[0] != output.shape[0]:
         raise ValueError(
-            f"loss_fn returned shape {tuple(value.shape)} for {output.shape[0]} samples; it must return one loss "
-            "per sample or the batch mean"
+            f"{loss_name(loss_fn)} returned shape {tuple(value.shape)} for a batch of {output.shape[0]} samples: "
+            f"expected {output.shape[0]} values (one loss per sample, or one row per sample) or a scalar (the batch "
+            f"mean), got {value.shape[0]}; return loss.reshape({output.shape[0]}, -1) or use reduction='none'"
         )
+    if not per_sample:
+        return value.double().sum()
     return value.double().reshape(output.shape[0], -1).sum(dim=1)
 
 
-def check_batch(model_device: torch.device, inputs: torch.Tensor, targets: torch.Tensor) -> None:
-    """Clear errors for a batch on another device than the model."""
+def check_batch(
+    model_device: torch.device,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    kind: tuple[torch.dtype | None, bool] = (None, True),
+) -> None:
+    """Clear errors for a batch on another device than the model, or of another dtype (``kind``: :func:`input_kind`)."""
     for name, tensor in (("inputs", inputs), ("labels", targets)):
         if tensor.device != model_device:
             raise ValueError(
                 f"the model is on {model_device} but the data's {name} are on {tensor.device}; move one of them"
             )
+    check_inputs(inputs, kind)
 
 
-def check_output(output: torch.Tensor, targets: torch.Tensor) -> None:
-    """Clear errors for class labels outside the output's range."""
+def check_inputs(inputs: torch.Tensor, kind: tuple[torch.dtype | None, bool]) -> None:
+    """A TypeError for inputs of another dtype than the model's (``kind``: :func:`input_kind`)."""
+    dtype, embeds = kind
+    if dtype is None:
+        return
+    if inputs.is_floating_point() and inputs.dtype != dtype:
+        raise TypeError(
+            f"the data's inputs are {inputs.dtype} but the model's parameters are {dtype}; convert one of them "
+            f"(X.to({dtype}) or model.to({inputs.dtype}))"
+        )
+    if not inputs.is_floating_point() and not inputs.is_complex() and not embeds:
+        raise TypeError(
+            f"the data's inputs are {inputs.dtype} but the model's parameters are {dtype} and it has no embedding "
+            f"to read integer inputs; convert them with X.to({dtype})"
+        )
+
+
+def check_labels(output: torch.Tensor, targets: torch.Tensor) -> None:
+    """Labels the default cross-entropy (and accuracy) can read: integer class indices, one per output row.
+
+    Class probabilities of the output's shape (float) are accepted too, as by ``F.cross_entropy``. Any
+    integer dtype is accepted (int32 labels give the results of int64 ones).
+    """
+    if output.dim() < 2:
+        return
+    expected = (output.shape[0], *output.shape[2:])
+    if targets.is_floating_point() and targets.shape == output.shape:
+        return  # class probabilities
+    if targets.dtype == torch.bool or targets.is_floating_point() or targets.is_complex():
+        raise TypeError(
+            f"the data's labels are {targets.dtype}, but the default cross-entropy needs class indices (an "
+            f"integer tensor of shape {tuple(expected)}): pass y.long() if they are class indices, or a loss_fn "
+            "that takes these targets (e.g. a regression loss)"
+        )
+    if tuple(targets.shape) != expected:
+        hint = "y.squeeze(1)" if tuple(targets.shape) == (*expected[:1], 1, *expected[1:]) else "y.reshape(...)"
+        raise ValueError(
+            f"the data's labels have shape {tuple(targets.shape)}, but the default cross-entropy needs one class "
+            f"index per output row, shape {tuple(expected)}, for the model's output of shape "
+            f"{tuple(output.shape)}: pass {hint}, or a loss_fn that takes these targets"
+        )
+
+
+def check_output(output: torch.Tensor, targets: torch.Tensor, loss_fn: LossFunction | None = None) -> None:
+    """Clear errors for labels the default loss cannot read (see :func:`check_labels`) or outside the output's range.
+
+    With a user ``loss_fn`` the labels are its business: only the range of integer class labels is checked.
+    """
+    if loss_fn is None:
+        check_labels(output, targets)
     if targets.dtype in INTEGER_TYPES and output.dim() >= 2:
         classes = output.shape[1]
         if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= classes):
@@ -151,8 +275,10 @@ def check_output(output: torch.Tensor, targets: torch.Tensor) -> None:
 
 def correct(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
     """Per sample, whether the arg-max output is the label; None where accuracy is undefined."""
-    if output.dim() < 2 or targets.is_floating_point():
+    if output.dim() < 2 or targets.is_floating_point() or targets.dtype == torch.bool:
         return None
+    if targets.shape != (output.shape[0], *output.shape[2:]):
+        return None  # labels that are not one class index per output row: accuracy is undefined
     return output.argmax(dim=1) == targets
 
 

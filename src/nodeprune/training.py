@@ -7,7 +7,8 @@ import math
 import torch
 from torch import nn
 
-from ._guard import preserved_mode
+from ._data import check_batch, check_inference_mode, check_output, input_kind, output_tensor
+from ._guard import model_device, preserved_mode
 from ._validation import check_int, check_number
 from .adaptive_dropout import AdaptiveDropout, AdaptiveDropoutPruner
 from .evaluate import LossFunction, batch_loss
@@ -32,7 +33,10 @@ def fit(
     Adam(lr=1e-3, β=(0.9, 0.999), ε=1e-7), batch 32, reshuffled every epoch: the training setup of
     Charpentier (2020), §3.1 (the thesis trains 5 epochs). The model's train/eval flags are restored after.
     """
+    check_int("fit", "batch_size", batch_size, minimum=1)
+    check_inference_mode("fit")
     inputs, targets = data
+    check_batch(model_device(model), inputs, targets, input_kind(model))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-7)
     generator = torch.Generator().manual_seed(seed)
     history: list[float] = []
@@ -43,7 +47,9 @@ def fit(
             for start in range(0, inputs.shape[0], batch_size):
                 index = order[start : start + batch_size]
                 optimizer.zero_grad()
-                loss = batch_loss(model(inputs[index]), targets[index], loss_fn) / index.numel()
+                output = output_tensor(model(inputs[index]))
+                check_output(output, targets[index], loss_fn)
+                loss = batch_loss(output, targets[index], loss_fn) / index.numel()
                 loss.backward()
                 optimizer.step()
                 total += float(loss.detach()) * index.numel()

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .._data import Data, LossFunction, batches, check_batch, is_tensor_pair
+from .._data import Data, LossFunction, batches, check_batch, check_finite_loss, input_kind, is_tensor_pair
 from .._guard import model_device, preserved_mode
 from ..masker import Masker, NodeLayer
 from .passes import baseline, prepare, prepare_many, run_pass
@@ -108,18 +108,23 @@ def reuse(quiet: bool = False) -> Iterator[None]:
         _SESSION.reset(token)
 
 
+def _version(tensor: torch.Tensor) -> int:
+    """A tensor's version counter; an inference tensor has none (-1: it cannot change outside inference mode)."""
+    return -1 if tensor.is_inference() else tensor._version
+
+
 def _data_state(data: Data) -> tuple[object, ...] | None:
     """Version counters of the data tensors, or None when the data cannot be reused safely."""
     if is_tensor_pair(data):
-        return tuple((t.data_ptr(), t._version) for t in data)
+        return tuple((t.data_ptr(), _version(t)) for t in data)
     if isinstance(data, (list, tuple)) and all(is_tensor_pair(b) for b in data):
-        return tuple((t.data_ptr(), t._version) for b in data for t in b)
+        return tuple((t.data_ptr(), _version(t)) for b in data for t in b)
     return None
 
 
 def _model_state(masker: Masker) -> tuple[object, ...]:
     tensors = [*masker.model.parameters(), *masker.model.buffers()]
-    return tuple((t.data_ptr(), t._version) for t in tensors)
+    return tuple((t.data_ptr(), _version(t)) for t in tensors)
 
 
 def _masks_state(masker: Masker, skip: str | None = None) -> tuple[object, ...]:
@@ -171,7 +176,7 @@ def ablate(
             if entry is not None and entry[0] == valid:
                 plan = entry[1]
         if plan is None:
-            plan = prepare(masker, layer, _checked(batches(data), device))
+            plan = prepare(masker, layer, _checked(batches(data), device, input_kind(model)))
             if session is not None and valid is not None:
                 session.plans.clear()
                 session.baselines.clear()
@@ -209,7 +214,7 @@ def prime(
         return
     model = masker.model
     with preserved_mode(model, train=False), torch.no_grad(), masker.applied():
-        plans = prepare_many(masker, layers, _checked(batches(data), model_device(model)), budget)
+        plans = prepare_many(masker, layers, _checked(batches(data), model_device(model), input_kind(model)), budget)
     if not plans:
         return
     session.plans.clear()
@@ -223,10 +228,12 @@ def prime(
 
 
 def _checked(
-    stream: Iterator[tuple[torch.Tensor, torch.Tensor]], device: torch.device
+    stream: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    kind: tuple[torch.dtype | None, bool],
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     for inputs, targets in stream:
-        check_batch(device, inputs, targets)
+        check_batch(device, inputs, targets, kind)
         yield inputs, targets
 
 
@@ -274,9 +281,10 @@ def _evaluate_nodes(
                     hits.index_add_(0, which, hit_change)
                 bar.update(int(which.shape[0]))
     score = (delta / count).cpu()
-    if torch.isnan(score).any():
-        bad = nodes[torch.isnan(score)].tolist()
-        raise ValueError(f"the loss is NaN without nodes {bad[:10]} of layer {layer.name!r}")
+    for value in (float("nan"), float("inf"), float("-inf")):
+        bad = nodes[torch.isnan(score) if value != value else score == value].tolist()
+        if bad:
+            check_finite_loss(value, loss_fn, f" without nodes {bad[:10]} of layer {layer.name!r}")
     loss = base.loss + score
     accuracy = (
         (base.hits + hits.cpu().double()) / count

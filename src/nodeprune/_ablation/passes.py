@@ -15,7 +15,7 @@ from types import MappingProxyType
 import torch
 from torch import nn
 
-from .._data import LossFunction, check_output, losses_and_hits
+from .._data import LossFunction, check_finite_loss, check_output, losses_and_hits, output_tensor
 from .._guard import weight_of
 from .._masking.probe import measure_outputs, probe
 from ..masker import Masker, NodeLayer
@@ -128,7 +128,7 @@ def _forward_all(
     if plan.split is None:
         assert plan.inputs is not None
         with probe(plan.modules, observe_inputs=plan.consumers, observe_outputs=plan.owners) as seen:
-            output = model(plan.inputs[start:stop].clone())  # the model may work in place
+            output = output_tensor(model(plan.inputs[start:stop].clone()))  # the model may work in place
         return output, {**seen.inputs, **seen.outputs}, None, None
     split, first = plan.split, plan.first
     assert plan.site_input is not None
@@ -138,7 +138,7 @@ def _forward_all(
     later = split.later
     with probe(plan.modules, observe_inputs=later) as seen_later:  # copies: the suffix may work in place
         cut = [c[start:stop].clone() for c in plan.cut]
-        output = split.suffix(site_output.clone(), *cut, *([1.0] * len(later)), *([0.0] * len(later)))
+        output = output_tensor(split.suffix(site_output.clone(), *cut, *([1.0] * len(later)), *([0.0] * len(later))))
     values = dict(seen_later.inputs)
     values[first.name] = [site_output if first.output else site_input]  # type: ignore[list-item]
     return output, values, site_input, site_output
@@ -193,7 +193,7 @@ def baseline(
             if seen_input is not None:
                 site_input = seen_input.new_empty((rows, *seen_input.shape[1:]))
         targets = plan.targets[start:stop]
-        check_output(output, targets)
+        check_output(output, targets, loss_fn)
         per_sample, hit = losses_and_hits(output, targets, loss_fn)
         if per_sample is None:
             mean_only = True
@@ -219,8 +219,7 @@ def baseline(
             site_input[start:stop] = seen_input
         start = stop
     mean_loss = float(total) / rows
-    if mean_loss != mean_loss:
-        raise ValueError("the loss is NaN: the model's output or the loss function produced a NaN")
+    check_finite_loss(mean_loss, loss_fn)
     if same_input and site_input is not None:
         site_input = plan.site_input  # the consumer saw the prefix's values unchanged: no copy
     tables, offsets, weight = _substitution_tables(masker, layer, plan, output)
@@ -294,13 +293,15 @@ def run_pass(
                 else:
                     scaling.input_factors[site.name] = scale
                     scaling.input_offsets[site.name] = shift
-            output = masker.model(plan.inputs.index_select(0, rows))
+            output = output_tensor(masker.model(plan.inputs.index_select(0, rows)))
     else:
         site_output = first_site_output(plan, base, nodes, rows)
         later = [factor(site, base, nodes) for site in plan.later]
         scales = [scale for scale, _ in later]
         shifts = [0.0 if shift is None else shift for _, shift in later]
-        output = plan.split.suffix(site_output, *[c.index_select(0, rows) for c in plan.cut], *scales, *shifts)
+        output = output_tensor(
+            plan.split.suffix(site_output, *[c.index_select(0, rows) for c in plan.cut], *scales, *shifts)
+        )
     new, hit = losses_and_hits(output, targets, loss_fn)
     hit_change = None
     if hit is not None and base.correct is not None:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._data import check_inputs, input_kind
 from .._guard import model_device, preserved_mode
 from .._masking.capture import observe_inputs
 from ..evaluate import DEFAULT_BATCH_SIZE, Data, batches
@@ -49,11 +50,13 @@ def inputs_of(
     """
     model = masker.model
     device = model_device(model)
+    kind = input_kind(model)
     count = 0
     with preserved_mode(model, train=False), torch.no_grad(), masker.applied():
         for x in samples(data, batch_size):
             if x.device != device:
                 raise ValueError(f"the model is on {device} but the data's inputs are on {x.device}; move one of them")
+            check_inputs(x, kind)
             with observe_inputs(model, modules):
                 model(x)
             if after is not None:

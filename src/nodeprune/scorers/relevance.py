@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._data import check_inference_mode, input_kind, output_tensor
 from .._guard import model_device, preserved_mode
 from .._masking.capture import Captured, capture_inputs, capture_outputs
 from .._validation import check_choice, check_int, layer_names
@@ -161,15 +162,17 @@ class Relevance(Scorer):
 
     def _scores(self, masker: Masker, layers: list[NodeLayer]) -> dict[str, torch.Tensor]:
         self._check()
+        check_inference_mode("Relevance")
         model = masker.model
         composite = build_composite(self.composite, model, self._bounds)
         plans = {layer.name: Plan.of(masker, layer, self.position) for layer in layers}
         totals: dict[str, Totals] = {}
         count = 0
         device = model_device(model)
+        kind = input_kind(model)
         with preserved_mode(model, train=False):
             for inputs, labels in batches(self.data, self.batch_size):
-                check_batch(device, inputs, labels)
+                check_batch(device, inputs, labels, kind)
                 maps = relevance_maps(masker, plans, inputs, labels if self.target == "label" else None, composite)
                 for name, values in maps.items():
                     if name not in totals:
@@ -281,7 +284,8 @@ def relevance_maps(
         try:
             composite.register(model)
             with capture_outputs(model, producers) as leaving:
-                output = model(inputs.detach().requires_grad_(True))
+                start = inputs.clone() if inputs.is_inference() else inputs.detach()  # data made in inference mode
+                output = output_tensor(model(start.requires_grad_(True)))
                 seed = _seed(output, labels)
                 tensors = [t for store in (entering, leaving) for ts in store.values() for t in ts]
                 needed = [t for t in tensors if t.requires_grad]
