@@ -222,11 +222,11 @@ class _Check:
         self.path, self.document, self.sizes = path, document, {layer.name: layer.size for layer in masker.layers}
 
     def fail(self, name: str, expected: str, value: Any) -> ValueError:
-        return ValueError(f"{self.path}: field {name!r} must be {expected}; got {_short(value)}")
+        return ValueError(f"{self.path}: field '{name}' must be {expected}; got {_short(value)}")
 
     def get(self, name: str) -> Any:
         if name not in self.document:
-            raise ValueError(f"{self.path}: field {name!r} is missing")
+            raise ValueError(f"{self.path}: field '{name}' is missing")
         return self.document[name]
 
     def integer(self, name: str, value: Any, low: int, high: float = math.inf) -> int:
