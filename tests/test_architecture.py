@@ -18,6 +18,8 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / "nodeprune"
 LEVELS: list[tuple[str, int]] = [
     ("nodeprune._version", 0),
     ("nodeprune._guard", 0),
+    ("nodeprune._files", 0),
+    ("nodeprune._fingerprint", 0),
     ("nodeprune._data", 0),
     ("nodeprune._validation", 0),
     ("nodeprune.adaptive_dropout", 0),

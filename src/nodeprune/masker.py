@@ -389,9 +389,14 @@ class Masker:
         """
         _maskfile.write(Path(path), self.layers, self.state_dict())
 
-    def load(self, path: str | os.PathLike[str]) -> None:
-        """Read masks written by :meth:`save`; a file made for another model is refused and nothing changes."""
-        state = _maskfile.read(Path(path), self.layers)
+    def load(self, path: str | os.PathLike[str], *, max_bytes: int | None = None) -> None:
+        """Read masks written by :meth:`save`; a file made for another model is refused and nothing changes.
+
+        Only a regular file is read (never a FIFO or a device), of at most ``max_bytes`` bytes (None: 256 MiB,
+        ``nodeprune._files.MAX_BYTES``); a malformed file, a pickle or ``torch.save`` file is refused with a
+        ValueError naming the file and the field.
+        """
+        state = _maskfile.read(Path(path), self.layers, max_bytes=max_bytes)
         try:
             self.load_state_dict(state)
         except ValueError as error:

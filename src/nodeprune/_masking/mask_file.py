@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .._files import read_json
 from .._guard import weight_of
 from .._validation import check_number
 from .discovery import NodeLayer
@@ -71,20 +72,19 @@ def write(path: Path, layers: Sequence[NodeLayer], state: Mapping[str, Any]) -> 
     write_atomically(path, json.dumps(document, indent=1))
 
 
-def read(path: Path, layers: Sequence[NodeLayer]) -> dict[str, Any]:
+def read(path: Path, layers: Sequence[NodeLayer], *, max_bytes: int | None = None) -> dict[str, Any]:
     """The masker state held by a mask file made for a model with these ``layers`` (nothing changes).
 
     Checks the format, the version, the layers' fingerprint, the node indices and the form of the
     substitutions; whether the substitutions fit the masks and the model is checked when the state is loaded.
+    Only a regular file of at most ``max_bytes`` (default :data:`nodeprune._files.MAX_BYTES`, 256 MiB) is
+    read; every problem is a ValueError naming the file.
     """
-    try:
-        document = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not a nodeprune mask file: {error}") from error
+    document = read_json(path, what="mask file", max_bytes=max_bytes)
     if not isinstance(document, dict) or document.get("format") != MASK_FILE_FORMAT:
         raise ValueError(f"{path} is not a nodeprune mask file (no format {MASK_FILE_FORMAT!r})")
     version = document.get("version")
-    if version not in READABLE_VERSIONS:
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
         newer = isinstance(version, int) and not isinstance(version, bool) and version > MASK_FILE_VERSION
         raise ValueError(
             f"{path} has mask file version {version!r}"
@@ -94,11 +94,30 @@ def read(path: Path, layers: Sequence[NodeLayer]) -> dict[str, Any]:
     theirs, ours = document.get("layers"), fingerprint(layers)
     if theirs != ours:
         raise ValueError(f"{path} was made for another model: {first_difference(theirs, ours)}")
+    removed = document.get("removed")
+    if not isinstance(removed, dict):
+        raise ValueError(f"{path}: field 'removed' must be an object mapping layer names to lists of node indices")
+    unknown = sorted(set(removed) - {layer.name for layer in layers})
+    if unknown:
+        raise ValueError(
+            f"{path}: field 'removed' names unknown layers {unknown}; this model's are "
+            f"{[layer.name for layer in layers]}"
+        )
+    if version >= 2 and "substitutions" not in document:
+        raise ValueError(f"{path}: field 'substitutions' is missing (every version 2 file has it)")
     masks: dict[str, torch.Tensor] = {}
     for layer in layers:
-        removed = document["removed"].get(layer.name, [])
+        nodes = removed.get(layer.name, [])
+        if not isinstance(nodes, list):
+            raise ValueError(
+                f"{path}: field 'removed' of layer {layer.name!r} must be a list of node indices; got {nodes!r:.80}"
+            )
+        try:
+            indices = node_indices(layer, nodes, duplicates=False)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: field 'removed' of layer {layer.name!r}: {error}") from error
         mask = torch.ones(layer.size, dtype=torch.bool)
-        mask[node_indices(layer, removed)] = False
+        mask[indices] = False
         if not bool(mask.any()):
             raise ValueError(f"{path} removes every node of layer {layer.name!r}")
         masks[layer.name] = mask
@@ -116,6 +135,11 @@ def _substitutions(path: Path, given: Any, layers: Sequence[NodeLayer]) -> dict[
         if name not in result:
             raise ValueError(f"{path} has substitutions for unknown layer {name!r}")
         for item in entries:
+            if not isinstance(item, dict):
+                raise ValueError(
+                    f"{path}: bad substitution {item!r:.80} of layer {name!r}: it must be an object "
+                    '{"node", "into", "scale", "offset"}'
+                )
             try:
                 node = int(node_indices(by_name[name], item["node"])[0])
                 source = None if item["into"] is None else int(node_indices(by_name[name], item["into"])[0])
@@ -134,7 +158,9 @@ def first_difference(theirs: Any, ours: list[dict[str, Any]]) -> str:
     """The first way in which a file's layer fingerprint differs from the model's, in words."""
     if not isinstance(theirs, list):
         return "the file has no layer list"
-    their_names = [entry.get("name") for entry in theirs if isinstance(entry, dict)]
+    if not all(isinstance(entry, dict) for entry in theirs):
+        return "its layer list holds entries that are not objects"
+    their_names = [entry.get("name") for entry in theirs]
     our_names = [entry["name"] for entry in ours]
     if their_names != our_names:
         return f"its layers are {their_names}, this model's are {our_names}"

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .. import _fingerprint as fingerprint
 from .._ablation import DEFAULT_BLOCK_BYTES, Outcomes, ablate, batch_hint, prime, reuse
 from .._data import Data, LossFunction, is_tensor_pair
 from .._guard import preserved_mode
@@ -95,13 +96,22 @@ class LossDelta(Scorer):
         self.verbose = verbose
 
     def __repr__(self) -> str:
-        return f"{self.identity()[:-1]}, verbose={self.verbose!r})"
-
-    def identity(self) -> str:
-        """The configuration that determines the scores (``verbose`` left out), e.g. for a checkpoint."""
         pair = is_tensor_pair(self.data)
         data = f"<{self.data[0].shape[0]} samples>" if pair else f"<{type(self.data).__name__}>"
         loss = "None" if self.loss_fn is None else getattr(self.loss_fn, "__name__", type(self.loss_fn).__name__)
+        return (
+            f"{type(self).__name__}(data={data}, loss_fn={loss}, block_bytes={self.block_bytes!r}, "
+            f"verbose={self.verbose!r})"
+        )
+
+    def identity(self) -> str:
+        """The configuration that determines the scores (``verbose`` left out), e.g. for a checkpoint.
+
+        Holds fingerprints of the data (the number of samples and a hash of the samples; the data are read
+        once, except a one-shot iterator, whose fingerprint is unverifiable) and of the loss function (its
+        qualified name and, for a lambda, closure or callable object, a hash of its code and captured values).
+        """
+        data, loss = fingerprint.data(self.data), fingerprint.function(self.loss_fn)
         return f"{type(self).__name__}(data={data}, loss_fn={loss}, block_bytes={self.block_bytes!r})"
 
     def _check(self) -> None:

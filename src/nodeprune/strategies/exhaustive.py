@@ -48,7 +48,13 @@ class Exhaustive(Iterative):
         nodeprune option, not from the paper (its "future work").
     checkpoint : path, default=None
         A JSON file written atomically after every removal (masks, trajectory, monitors, position). If it
-        exists when the run starts, the run continues from it, to the same result as an uninterrupted run.
+        exists when the run starts, the run continues from it, to the same result as an uninterrupted run;
+        it records fingerprints of the model's weights, the scorer (with its data and loss function), the
+        monitor and selection sets and the settings, and a checkpoint of another run is refused.
+    resume : {"verify", "force"}, default="verify"
+        "force" continues from the checkpoint even when those fingerprints differ or cannot be verified
+        (a one-shot iterator, a loss function capturing an object nodeprune cannot hash), with a
+        RuntimeWarning naming each difference; the model's layers and the masks must still match.
     verbose : bool, default=True
         Progress bar (only on a terminal).
 

@@ -47,7 +47,7 @@ class Greedy(Iterative):
         Never rescore, in this layer, a node with score ``>= ignore_above``, i.e. ψ ≤ −1e-3: the thesis's
         faster cutoff (§4.7–4.8; −1e-2 is its slower one, −5e-5 its VGG-16 one in ch. 5). None never
         ignores. Must exceed ``threshold``.
-    min_keep, layers, order, monitor, selection, rollback, checkpoint, verbose
+    min_keep, layers, order, monitor, selection, rollback, checkpoint, resume, verbose
         As for :class:`Exhaustive`. The checkpoint also holds the ignore list of the current layer (the
         thesis's ch. 5 code did not persist it and reconsidered ignored nodes after restarts, §5.2).
 
@@ -83,6 +83,7 @@ class Greedy(Iterative):
         selection: Any = None,
         rollback: bool = True,
         checkpoint: str | os.PathLike[str] | None = None,
+        resume: str = "verify",
         verbose: bool = True,
     ) -> None:
         super().__init__(
@@ -95,6 +96,7 @@ class Greedy(Iterative):
             selection=selection,
             rollback=rollback,
             checkpoint=checkpoint,
+            resume=resume,
             verbose=verbose,
         )
         self.ignore_above = ignore_above

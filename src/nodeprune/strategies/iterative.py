@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .. import _fingerprint as fingerprint
 from .._ablation import reuse
 from .._validation import check_bool, check_choice, check_instance, check_int, check_number, invalid, layer_names
 from ..masker import Masker
@@ -49,6 +50,7 @@ class Iterative(Strategy):
         selection: Any = None,
         rollback: bool = True,
         checkpoint: str | os.PathLike[str] | None = None,
+        resume: str = "verify",
         verbose: bool = True,
     ) -> None:
         self.scorer = scorer
@@ -60,6 +62,7 @@ class Iterative(Strategy):
         self.selection = selection
         self.rollback = rollback
         self.checkpoint = checkpoint
+        self.resume = resume
         self.verbose = verbose
 
     # ------------------------------------------------------------------ validation
@@ -84,9 +87,10 @@ class Iterative(Strategy):
         check_bool(owner, "rollback", self.rollback)
         if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
             raise invalid(owner, "checkpoint", "a path or None", self.checkpoint)
+        check_choice(owner, "resume", self.resume, _checkpoint.RESUME)
 
     def _config(self) -> dict[str, Any]:
-        """The configuration a checkpoint must match (JSON-normalised)."""
+        """The configuration a checkpoint must match (JSON-normalised), with fingerprints of the data sets."""
         config = {
             "strategy": type(self).__name__,
             "scorer": self.scorer.identity(),
@@ -94,8 +98,10 @@ class Iterative(Strategy):
             "min_keep": self.min_keep,
             "layers": None if self.layers is None else list(self.layers),
             "order": self.order,
-            "monitor": None if self.monitor is None else sorted(self.monitor),
-            "selection": self.selection is not None,
+            "monitor": None
+            if self.monitor is None
+            else {name: fingerprint.data(self.monitor[name]) for name in sorted(self.monitor)},
+            "selection": None if self.selection is None else fingerprint.data(self.selection),
             "rollback": self.rollback,
             **self._extra_config(),
         }
@@ -148,12 +154,14 @@ class _Run:
         self.started = time.perf_counter()
         self.bar: Any = None
         self.path = None if strategy.checkpoint is None else Path(strategy.checkpoint)
-        self.config = strategy._config()
+        # what identifies the run, computed once (it reads the data and the weights) and only for a checkpoint
+        self.config = {} if self.path is None else strategy._config()
+        self.weights = "" if self.path is None else fingerprint.tensors(masker.model.state_dict())
         self.sets: dict[str, Any] = dict(strategy.monitor or {})
         if strategy.selection is not None:
             self.sets["selection"] = strategy.selection
         if self.path is not None and self.path.exists():
-            self.state = _checkpoint.read(self.path, self.config, masker)
+            self.state = _checkpoint.read(self.path, self.config, self.weights, masker, resume=strategy.resume)
             result.initial = {}
             for layer in masker.layers:
                 mask = torch.ones(layer.size, dtype=torch.bool)
@@ -223,7 +231,7 @@ class _Run:
         if self.path is not None:
             elapsed = time.perf_counter() - self.started
             snapshot = dataclasses.replace(self.state, seconds=self.state.seconds + elapsed)
-            _checkpoint.write(self.path, self.config, self.masker, snapshot)
+            _checkpoint.write(self.path, self.config, self.weights, self.masker, snapshot)
 
     def finish(self) -> None:
         state, result = self.state, self.result
