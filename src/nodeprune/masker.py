@@ -21,7 +21,8 @@ from ._masking import compaction as _compaction
 from ._masking import mask_file as _maskfile
 from ._masking import substitution as _substitution
 from ._masking.compaction import CompactionError, LayerSummary, MaskSummary
-from ._masking.discovery import ConsumerSlice, Discovery, NodeLayer, as_inputs, discover
+from ._masking.discovery import ConsumerSlice, Discovery, NodeLayer, discover
+from ._masking.inputs import as_inputs, check_model
 from ._masking.hooks import MaskState
 from ._masking.mask_file import write_atomically
 from ._masking.state import Nodes, checked, checked_mask, node_indices
@@ -101,9 +102,7 @@ class Masker:
         layers: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
     ) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-        self.model = model
+        self.model = check_model(model)
         self.example_inputs = as_inputs(example_inputs)
         plan: Discovery = discover(model, self.example_inputs, layers, exclude)
         if not plan.layers:
@@ -111,6 +110,7 @@ class Masker:
         self._plan = plan
         self.layers: list[NodeLayer] = list(plan.layers)
         self.output_layer: str = plan.output_layer
+        self.output_layers: tuple[str, ...] = plan.output_layers
         self.traced: bool = plan.traced
         self.trace_error: str | None = plan.trace_error
         inexact = [layer for layer in self.layers if not layer.exact]
