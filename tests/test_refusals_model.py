@@ -65,7 +65,7 @@ def test_a_probe_called_after_the_head_is_neither_the_output_layer_nor_a_layer()
     assert masker.output_layer == "head" and masker.output_layers == ("head",)
     assert [layer.name for layer in masker.layers] == ["fc1", "fc2"]
     assert all(layer.exact for layer in masker.layers)
-    with pytest.raises(ValueError, match="'head' is an output layer"):
+    with pytest.raises(ValueError, match="'head' is the output layer"):
         masker.layer("head")
     with pytest.raises(ValueError, match="'probe' is not a layer: its output does not reach the model's output"):
         masker.layer("probe")

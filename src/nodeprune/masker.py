@@ -22,8 +22,8 @@ from ._masking import mask_file as _maskfile
 from ._masking import substitution as _substitution
 from ._masking.compaction import CompactionError, LayerSummary, MaskSummary
 from ._masking.discovery import ConsumerSlice, Discovery, NodeLayer, discover
-from ._masking.inputs import as_inputs, check_model
 from ._masking.hooks import MaskState
+from ._masking.inputs import as_inputs, check_model
 from ._masking.mask_file import write_atomically
 from ._masking.state import Nodes, checked, checked_mask, node_indices
 from ._masking.substitution import Substitution

@@ -20,7 +20,6 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch_pruning as tp
@@ -29,7 +28,7 @@ from torch import nn
 from .._guard import preserved_mode, weight_of
 from ..adaptive_dropout import AdaptiveDropout, AdaptiveDropoutPruner
 from .inputs import copy_model
-from .returned import Returned, output_tensors, trace_returned
+from .returned import Returned, trace_returned, with_side_outputs
 
 LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 CONSUMER_TYPES: tuple[type[nn.Module], ...] = (
@@ -140,7 +139,9 @@ class Discovery:
         if layer is not None:
             return layer
         hint = ""
-        if name == self.output_layer or name in self.output_layers:
+        if name == self.output_layer:
+            hint = f" ({name!r} is the output layer)"
+        elif name in self.output_layers:
             hint = f" ({name!r} is an output layer)"
         elif name in self.skipped:
             hint = f" ({name!r} is not a layer: {self.skipped[name]})"
@@ -191,11 +192,6 @@ def build_graph(model_copy: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tp.D
         if isinstance(output, torch.Tensor) and output.grad_fn is not None:
             side.append(output)
 
-    def with_side_outputs(output: object) -> list[torch.Tensor]:
-        returned = output_tensors(output)
-        reached = _grad_fns(returned)
-        return [*returned, *(t for t in side if t.grad_fn not in reached)]
-
     handles = [m.register_forward_hook(record) for m in model_copy.modules() if isinstance(m, CONSUMER_TYPES)]
     try:
         for p, _ in flags:
@@ -205,7 +201,7 @@ def build_graph(model_copy: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tp.D
                 model_copy,
                 example_inputs=inputs,
                 forward_fn=lambda m, x: m(*x),
-                output_transform=with_side_outputs,
+                output_transform=with_side_outputs(side),
                 verbose=False,
                 customized_pruners=dict(PER_NODE_PRUNERS),
             )
@@ -214,18 +210,6 @@ def build_graph(model_copy: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tp.D
             handle.remove()
         for p, flag in flags:
             p.requires_grad_(flag)
-
-
-def _grad_fns(roots: list[torch.Tensor]) -> set[object]:
-    """Every autograd node behind ``roots``."""
-    stack: list[object] = [t.grad_fn for t in roots if t.grad_fn is not None]
-    seen: set[object] = set()
-    while stack:
-        fn = stack.pop()
-        if fn not in seen:
-            seen.add(fn)
-            stack.extend(child for child, _ in getattr(fn, "next_functions", ()) if child is not None)
-    return seen
 
 
 def discover(
@@ -254,9 +238,7 @@ def discover(
         try:
             returned = trace_returned(shadow, inputs, shadow_names, LAYER_TYPES)
         except Exception as error:
-            raise ValueError(
-                f"the model could not run on example_inputs: {type(error).__name__}: {error}"
-            ) from error
+            raise ValueError(f"the model could not run on example_inputs: {type(error).__name__}: {error}") from error
         try:
             graph = build_graph(shadow, inputs)
         except Exception as error:  # torch-pruning raises many types on models it cannot trace

@@ -9,7 +9,6 @@ from typing import Any
 import torch
 from torch import nn
 
-
 __all__ = ["HOOK_MARK", "as_inputs", "check_model", "copy_model", "mark_hook"]
 
 
@@ -110,5 +109,3 @@ def copy_model(model: nn.Module) -> nn.Module:
             for key in [key for key, hook in hooks.items() if getattr(hook, HOOK_MARK, False)]:
                 del hooks[key]
     return duplicate
-
-

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["Returned", "output_tensors", "primary_tensor", "reachable", "trace_returned"]
+__all__ = ["Returned", "output_tensors", "primary_tensor", "reachable", "trace_returned", "with_side_outputs"]
 
 GradFn = object  # torch.autograd graph nodes have no public common type
 
@@ -66,6 +66,24 @@ def reachable(roots: Iterable[torch.Tensor], stops: Mapping[GradFn, str], *, thr
                 continue
         stack.extend(child for child, _ in getattr(fn, "next_functions", ()) if child is not None)
     return list(dict.fromkeys(found))
+
+
+def with_side_outputs(side: list[torch.Tensor]) -> Callable[[object], list[torch.Tensor]]:
+    """An ``output_transform`` for torch-pruning: the returned tensors, then the module outputs in ``side``
+    (filled during the forward) that reach none of them, so that the graph also covers side modules."""
+
+    def transform(output: object) -> list[torch.Tensor]:
+        returned = output_tensors(output)
+        stack: list[GradFn] = [t.grad_fn for t in returned if t.grad_fn is not None]
+        behind: set[GradFn] = set()
+        while stack:
+            fn = stack.pop()
+            if fn not in behind:
+                behind.add(fn)
+                stack.extend(child for child, _ in getattr(fn, "next_functions", ()) if child is not None)
+        return [*returned, *(t for t in side if t.grad_fn not in behind)]
+
+    return transform
 
 
 @dataclass
