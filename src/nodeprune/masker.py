@@ -50,10 +50,11 @@ class Masker:
         :meth:`applied` or between :meth:`attach` and :meth:`detach`.
     example_inputs : Tensor or tuple of Tensor
         Inputs the model's forward accepts (a batch of one is enough). Used to find the layers in forward
-        order, to trace the channel dependencies with torch-pruning, and to count MACs.
+        order, to trace the channel dependencies with torch-pruning, and to count MACs. An empty batch, a dict of
+        keyword tensors and tensors made under ``torch.inference_mode()`` are refused.
     layers : list of str, default=None
         Module names to treat as layers. None means every Conv1d/2d/3d and Linear module that the forward
-        calls, except the output layer (the last one called).
+        calls, except the output layers and the modules whose output reaches no returned tensor.
     exclude : list of str, default=None
         Module names to leave out of the layers.
 
@@ -62,6 +63,13 @@ class Masker:
     layers : list of NodeLayer
         The layers in forward order. Channels coupled by residual additions form one layer, named after its
         first module in forward order; the other modules' names are accepted as aliases.
+    output_layer : str
+        The Conv/Linear whose output reaches the returned tensor (found through autograd, not by call order;
+        for a tuple, dict or transformers-style ``ModelOutput``, the ``.logits`` tensor when present, else the
+        first tensor). Its outputs are not nodes to prune.
+    output_layers : tuple of str
+        Every Conv/Linear reaching the returned tensor without passing another one (several for a sum of
+        heads); ``output_layer`` is the one called last.
     traced : bool
         Whether torch-pruning traced the model. If not, masks act on each layer's own output and
         :meth:`compact` raises :class:`CompactionError`; ``trace_error`` gives the cause.
