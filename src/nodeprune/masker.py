@@ -21,8 +21,9 @@ from ._masking import compaction as _compaction
 from ._masking import mask_file as _maskfile
 from ._masking import substitution as _substitution
 from ._masking.compaction import CompactionError, LayerSummary, MaskSummary
-from ._masking.discovery import ConsumerSlice, Discovery, NodeLayer, as_inputs, discover
+from ._masking.discovery import ConsumerSlice, Discovery, NodeLayer, discover
 from ._masking.hooks import MaskState
+from ._masking.inputs import as_inputs, check_model
 from ._masking.mask_file import write_atomically
 from ._masking.state import Nodes, checked, checked_mask, node_indices
 from ._masking.substitution import Substitution
@@ -49,10 +50,11 @@ class Masker:
         :meth:`applied` or between :meth:`attach` and :meth:`detach`.
     example_inputs : Tensor or tuple of Tensor
         Inputs the model's forward accepts (a batch of one is enough). Used to find the layers in forward
-        order, to trace the channel dependencies with torch-pruning, and to count MACs.
+        order, to trace the channel dependencies with torch-pruning, and to count MACs. An empty batch, a dict of
+        keyword tensors and tensors made under ``torch.inference_mode()`` are refused.
     layers : list of str, default=None
         Module names to treat as layers. None means every Conv1d/2d/3d and Linear module that the forward
-        calls, except the output layer (the last one called).
+        calls, except the output layers and the modules whose output reaches no returned tensor.
     exclude : list of str, default=None
         Module names to leave out of the layers.
 
@@ -61,6 +63,13 @@ class Masker:
     layers : list of NodeLayer
         The layers in forward order. Channels coupled by residual additions form one layer, named after its
         first module in forward order; the other modules' names are accepted as aliases.
+    output_layer : str
+        The Conv/Linear whose output reaches the returned tensor (found through autograd, not by call order;
+        for a tuple, dict or transformers-style ``ModelOutput``, the ``.logits`` tensor when present, else the
+        first tensor). Its outputs are not nodes to prune.
+    output_layers : tuple of str
+        Every Conv/Linear reaching the returned tensor without passing another one (several for a sum of
+        heads); ``output_layer`` is the one called last.
     traced : bool
         Whether torch-pruning traced the model. If not, masks act on each layer's own output and
         :meth:`compact` raises :class:`CompactionError`; ``trace_error`` gives the cause.
@@ -101,9 +110,7 @@ class Masker:
         layers: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
     ) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-        self.model = model
+        self.model = check_model(model)
         self.example_inputs = as_inputs(example_inputs)
         plan: Discovery = discover(model, self.example_inputs, layers, exclude)
         if not plan.layers:
@@ -111,6 +118,7 @@ class Masker:
         self._plan = plan
         self.layers: list[NodeLayer] = list(plan.layers)
         self.output_layer: str = plan.output_layer
+        self.output_layers: tuple[str, ...] = plan.output_layers
         self.traced: bool = plan.traced
         self.trace_error: str | None = plan.trace_error
         inexact = [layer for layer in self.layers if not layer.exact]

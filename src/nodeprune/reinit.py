@@ -12,7 +12,7 @@ from torch import nn
 from ._ablation.sites import layer_sites
 from ._data import Data, LossFunction, batches
 from ._guard import weight_of
-from ._masking.discovery import copy_model
+from ._masking.inputs import copy_model
 from ._validation import check_int, check_layers_argument, check_ratio, layer_names
 from .masker import Masker
 from .scorers.census import TOL_HIGH, TOL_LOW

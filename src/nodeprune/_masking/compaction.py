@@ -11,7 +11,8 @@ from torch import nn
 
 from .._guard import preserved_mode
 from . import substitution as _substitution
-from .discovery import NodeLayer, build_graph, copy_model
+from .discovery import NodeLayer, build_graph
+from .inputs import copy_model
 from .substitution import InputSubstitution
 
 __all__ = ["CompactionError", "LayerSummary", "MaskSummary", "check", "compacted", "count"]

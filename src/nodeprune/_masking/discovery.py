@@ -16,12 +16,10 @@ operation (BatchNorm, pooling) lies between the layer and its consumers.
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch_pruning as tp
@@ -29,6 +27,8 @@ from torch import nn
 
 from .._guard import preserved_mode, weight_of
 from ..adaptive_dropout import AdaptiveDropout, AdaptiveDropoutPruner
+from .inputs import copy_model
+from .returned import Returned, trace_returned, with_side_outputs
 
 LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 CONSUMER_TYPES: tuple[type[nn.Module], ...] = (
@@ -120,6 +120,7 @@ class Discovery:
     call_order: list[str]
     skipped: dict[str, str]
     trace_error: str | None
+    output_layers: tuple[str, ...] = ()
 
     @property
     def traced(self) -> bool:
@@ -140,21 +141,11 @@ class Discovery:
         hint = ""
         if name == self.output_layer:
             hint = f" ({name!r} is the output layer)"
+        elif name in self.output_layers:
+            hint = f" ({name!r} is an output layer)"
         elif name in self.skipped:
             hint = f" ({name!r} is not a layer: {self.skipped[name]})"
         raise ValueError(f"unknown layer {name!r}{hint}; valid layers: {list(self.by_name)}")
-
-
-def as_inputs(example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    """The positional inputs of a model's forward as a tuple; a TypeError for anything but tensors."""
-    if isinstance(example_inputs, torch.Tensor):
-        return (example_inputs,)
-    if isinstance(example_inputs, (tuple, list)) and all(isinstance(x, torch.Tensor) for x in example_inputs):
-        return tuple(example_inputs)
-    raise TypeError(
-        "example_inputs must be a tensor or a tuple of tensors (the positional arguments of the model's "
-        f"forward); got {type(example_inputs).__name__}"
-    )
 
 
 def out_channels(module: nn.Module) -> int:
@@ -187,40 +178,21 @@ def _grouping(module: nn.Module) -> int:
     return 1
 
 
-HOOK_MARK = "_nodeprune_hook"
-_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks")
-
-
-def mark_hook(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a hook function as nodeprune's, so that copies of the model can be stripped of it."""
-    setattr(function, HOOK_MARK, True)
-    return function
-
-
-def copy_model(model: nn.Module) -> nn.Module:
-    """A deep copy without nodeprune's hooks, with a clear error for models that cannot be copied.
-
-    Hooks of a Masker that is applied or attached would otherwise be copied too (they belong to the
-    original's masks and would act on the copy, e.g. on a compacted model of other widths).
-    """
-    try:
-        duplicate = copy.deepcopy(model)
-    except Exception as error:  # deepcopy raises many types for exotic attributes
-        raise TypeError(
-            "nodeprune traces and compacts a copy of the model (copy.deepcopy), which failed for this model: "
-            f"{type(error).__name__}: {error}"
-        ) from error
-    for module in duplicate.modules():
-        for attribute in _HOOK_DICTS:
-            hooks = getattr(module, attribute)
-            for key in [key for key, hook in hooks.items() if getattr(hook, HOOK_MARK, False)]:
-                del hooks[key]
-    return duplicate
-
-
 def build_graph(model_copy: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tp.DependencyGraph:
-    """torch-pruning's dependency graph of ``model_copy`` (which it may switch to eval mode)."""
+    """torch-pruning's dependency graph of ``model_copy`` (which it may switch to eval mode).
+
+    torch-pruning traces back from the returned tensors; a Conv/Linear whose output reaches none of them (a
+    probe, an auxiliary head whose output is dropped) is traced from its own output too, so that compaction
+    also removes the input columns it reads from a pruned layer.
+    """
     flags = [(p, p.requires_grad) for p in model_copy.parameters()]
+    side: list[torch.Tensor] = []
+
+    def record(_module: nn.Module, _inputs: object, output: object) -> None:
+        if isinstance(output, torch.Tensor) and output.grad_fn is not None:
+            side.append(output)
+
+    handles = [m.register_forward_hook(record) for m in model_copy.modules() if isinstance(m, CONSUMER_TYPES)]
     try:
         for p, _ in flags:
             p.requires_grad_(True)  # the graph is traced through autograd
@@ -229,10 +201,13 @@ def build_graph(model_copy: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tp.D
                 model_copy,
                 example_inputs=inputs,
                 forward_fn=lambda m, x: m(*x),
+                output_transform=with_side_outputs(side),
                 verbose=False,
                 customized_pruners=dict(PER_NODE_PRUNERS),
             )
     finally:
+        for handle in handles:
+            handle.remove()
         for p, flag in flags:
             p.requires_grad_(flag)
 
@@ -257,47 +232,33 @@ def discover(
 
     shadow = copy_model(model)
     shadow_names = {module: name for name, module in shadow.named_modules()}
-    order: list[str] = []
-
-    def record(module: nn.Module, _inputs: object, _output: object) -> None:
-        name = shadow_names[module]
-        if name not in order:
-            order.append(name)
-
-    handles = [m.register_forward_hook(record) for m in shadow.modules() if isinstance(m, LAYER_TYPES)]
     graph: tp.DependencyGraph | None = None
     trace_error: str | None = None
-    try:
-        with preserved_mode(shadow, train=False):
-            try:
-                graph = build_graph(shadow, inputs)
-            except Exception as error:  # torch-pruning raises many types on models it cannot trace
-                trace_error = f"{type(error).__name__}: {error}"
-            if graph is None:  # tracing may have stopped midway: record the order from a forward of our own
-                order.clear()
-                try:
-                    with torch.no_grad():
-                        shadow(*inputs)
-                except Exception as error:
-                    raise ValueError(
-                        f"the model could not run on example_inputs: {type(error).__name__}: {error}"
-                    ) from error
-    finally:
-        for handle in handles:
-            handle.remove()
+    with preserved_mode(shadow, train=False):
+        try:
+            returned = trace_returned(shadow, inputs, shadow_names, LAYER_TYPES)
+        except Exception as error:
+            raise ValueError(f"the model could not run on example_inputs: {type(error).__name__}: {error}") from error
+        try:
+            graph = build_graph(shadow, inputs)
+        except Exception as error:  # torch-pruning raises many types on models it cannot trace
+            trace_error = f"{type(error).__name__}: {error}"
 
-    if len(order) < 2:
+    order = returned.order
+    outputs = returned.output_layers
+    output_layer = returned.output_layer
+    if not [n for n in order if n not in outputs and n not in returned.dead]:
         raise ValueError(
-            "the model has no hidden Conv/Linear layer: the only Conv/Linear module it calls "
-            f"({order[0] if order else 'none'}) is its output layer"
+            "the model has no hidden Conv/Linear layer: the only Conv/Linear modules it calls "
+            f"({', '.join(order) or 'none'}) are its output layer{'s' if len(outputs) > 1 else ''} "
+            f"({', '.join(outputs) or 'none'}) or modules whose output reaches no returned tensor"
         )
-    output_layer = order[-1]
     for name in layers or ():
         if not isinstance(names[name], LAYER_TYPES):
             raise ValueError(f"{name!r} is a {type(names[name]).__name__}; a layer must be a Conv1d/2d/3d or Linear")
         if name not in order:
             raise ValueError(f"{name!r} is never called by the model's forward on example_inputs")
-        if name == output_layer:
+        if name in outputs:
             raise ValueError(f"{name!r} is the model's output layer; its outputs are not nodes to prune")
 
     def wanted(members: Sequence[str]) -> bool:
@@ -306,14 +267,21 @@ def discover(
         return layers is None or any(m in layers for m in members)
 
     if graph is None:
-        return _untraced_discovery(model, order, output_layer, wanted, trace_error or "unknown error")
-    return _traced_discovery(model, shadow, graph, order, output_layer, wanted, shadow_names, layers)
+        found = _untraced_discovery(model, returned, wanted, layers, trace_error or "unknown error")
+    else:
+        found = _traced_discovery(model, shadow, graph, returned, wanted, shadow_names, layers)
+    found.output_layers = tuple(outputs)
+    for name in outputs:
+        if name != output_layer:
+            found.skipped[name] = f"it is an output layer (its output reaches the returned tensor, as {output_layer!r})"
+    return found
 
 
 _OWN_OUTPUT = (
     "the mask acts on the layer's own output, which equals removal only when nothing between the layer "
     "and its consumers maps a zero to a non-zero (no BatchNorm, an activation with f(0) = 0)"
 )
+_DEAD = "removing its nodes cannot change the output, so masking it has no effect"
 _UNREACHED = (
     "torch-pruning's graph does not reach this module (the forward leaves autograd between it and the "
     "output: detach, no_grad, numpy, …); " + _OWN_OUTPUT
@@ -325,21 +293,43 @@ def _own_output_layer(module: nn.Module, name: str, note: str) -> NodeLayer:
     return NodeLayer(name=name, module=module, size=size, channels=size, exact=False, note=note)
 
 
+def _side_module(
+    model: nn.Module, name: str, returned: Returned, layers: Sequence[str] | None, skipped: dict[str, str]
+) -> NodeLayer | None:
+    """A module whose output reaches no returned tensor: skipped, or a layer only when ``layers`` names it."""
+    if layers is not None and name in layers:
+        return _own_output_layer(dict(model.named_modules())[name], name, f"{returned.dead[name]}; {_DEAD}")
+    skipped[name] = returned.dead[name]
+    return None
+
+
 def _untraced_discovery(
-    model: nn.Module, order: list[str], output_layer: str, wanted: Callable[[Sequence[str]], bool], trace_error: str
+    model: nn.Module,
+    returned: Returned,
+    wanted: Callable[[Sequence[str]], bool],
+    layers: Sequence[str] | None,
+    trace_error: str,
 ) -> Discovery:
     names = dict(model.named_modules())
     note = f"torch-pruning could not trace the model ({trace_error}); {_OWN_OUTPUT}"
-    chosen = [_own_output_layer(names[n], n, note) for n in order[:-1] if wanted([n])]
-    return Discovery(chosen, {}, {}, output_layer, order, {}, trace_error)
+    chosen: list[NodeLayer] = []
+    skipped: dict[str, str] = {}
+    for n in returned.order:
+        if n in returned.output_layers or not wanted([n]):
+            continue
+        side = _side_module(model, n, returned, layers, skipped) if n in returned.dead else None
+        if side is not None or n in returned.dead:
+            chosen += [side] if side is not None else []
+            continue
+        chosen.append(_own_output_layer(names[n], n, note))
+    return Discovery(chosen, {}, {}, returned.output_layer, returned.order, skipped, trace_error)
 
 
 def _traced_discovery(
     model: nn.Module,
     shadow: nn.Module,
     graph: tp.DependencyGraph,
-    order: list[str],
-    output_layer: str,
+    returned: Returned,
     wanted: Callable[[Sequence[str]], bool],
     shadow_names: dict[nn.Module, str],
     layers: Sequence[str] | None,
@@ -351,12 +341,18 @@ def _traced_discovery(
     consumers: dict[str, list[ConsumerSlice]] = {}
     aliases: dict[str, str] = {}
     skipped: dict[str, str] = {}
+    order, outputs, output_layer = returned.order, returned.output_layers, returned.output_layer
 
-    for root in order[:-1]:
-        if root in visited:
+    for root in order:
+        if root in visited or root in outputs:
             continue
         module = shadow_modules[root]
-        if module not in graph.module2node:
+        if root in returned.dead:
+            if wanted([root]):
+                side = _side_module(model, root, returned, layers, skipped)
+                chosen += [side] if side is not None else []
+            continue
+        if root not in returned.reached or module not in graph.module2node:
             # the forward leaves autograd between this module and the output (detach, no_grad, numpy, …)
             if wanted([root]):
                 chosen.append(_own_output_layer(names[root], root, _UNREACHED))
@@ -407,10 +403,11 @@ def _traced_discovery(
                 problems.append("the channels reach the model output directly")
         visited.update(producers)
         ordered = sorted(dict.fromkeys(producers), key=lambda n: order.index(n) if n in order else len(order))
-        if output_layer in ordered:
-            skipped[root] = f"its channels are coupled to the output layer {output_layer!r}"
+        coupled_output = next((n for n in ordered if n in outputs), None)
+        if coupled_output is not None:
+            skipped[root] = f"its channels are coupled to the output layer {coupled_output!r}"
             if layers is not None and any(n in layers for n in ordered):
-                raise ValueError(f"{root!r} is coupled to the model's output layer {output_layer!r}")
+                raise ValueError(f"{root!r} is coupled to the model's output layer {coupled_output!r}")
             continue
         if not wanted(ordered):
             continue

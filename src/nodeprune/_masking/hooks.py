@@ -22,7 +22,8 @@ from torch.utils.hooks import RemovableHandle
 
 from .._guard import weight_of
 from . import substitution as _substitution
-from .discovery import ConsumerSlice, NodeLayer, mark_hook
+from .discovery import ConsumerSlice, NodeLayer
+from .inputs import mark_hook
 from .substitution import InputSubstitution, Substitution
 
 __all__ = ["MaskState", "feature_shape", "input_features"]

@@ -1,0 +1,111 @@
+"""The model and example inputs a Masker is given: checks that name the problem, and hook-free copies."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["HOOK_MARK", "as_inputs", "check_model", "copy_model", "mark_hook"]
+
+
+def check_model(model: object) -> nn.Module:
+    """``model`` itself, or an error naming why the Masker cannot work on it and what to pass instead.
+
+    A ``torch.compile`` wrapper is refused rather than unwrapped: its compiled graph does not see hooks
+    added after its first call (torch does not guard on module hooks), so masks applied through the
+    original module would be silently ignored by the wrapper.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    wrapped = getattr(model, "_orig_mod", None)
+    if isinstance(wrapped, nn.Module):
+        raise TypeError(
+            "The 'model' parameter of Masker must be a plain nn.Module. Got a torch.compile wrapper "
+            f"({type(model).__name__} of {type(wrapped).__name__}) instead: its compiled graph ignores the "
+            "hooks that apply the masks. Pass model._orig_mod (the module it wraps) and compile the pruned "
+            "model afterwards, e.g. torch.compile(masker.compact())."
+        )
+    if torch.is_inference_mode_enabled():
+        raise ValueError(
+            "Masker was constructed inside torch.inference_mode(): it traces the model through autograd, "
+            "which inference mode switches off. Construct the Masker outside the inference_mode block "
+            "(torch.no_grad() is fine)."
+        )
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_inference():
+            raise ValueError(
+                "The 'model' parameter of Masker must hold ordinary tensors. Got a model whose "
+                f"{name!r} is an inference tensor instead (the model was built or loaded under "
+                "torch.inference_mode()), which autograd cannot trace. Build the model outside inference_mode, "
+                "or copy it there: fresh = MyModel(); fresh.load_state_dict(model.state_dict())."
+            )
+    return model
+
+
+def as_inputs(example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """The positional inputs of a model's forward as a tuple; an error for anything but a non-empty batch."""
+    if isinstance(example_inputs, Mapping):
+        raise TypeError(
+            "example_inputs must be a tensor or a tuple of tensors (the positional arguments of the model's "
+            f"forward); got a dict of keyword arguments {list(example_inputs)}. nodeprune calls "
+            "model(*example_inputs): wrap the model in a module whose forward takes these tensors positionally "
+            "and passes them on by keyword."
+        )
+    if isinstance(example_inputs, torch.Tensor):
+        inputs: tuple[torch.Tensor, ...] = (example_inputs,)
+    elif isinstance(example_inputs, (tuple, list)) and all(isinstance(x, torch.Tensor) for x in example_inputs):
+        inputs = tuple(example_inputs)
+    else:
+        raise TypeError(
+            "example_inputs must be a tensor or a tuple of tensors (the positional arguments of the model's "
+            f"forward); got {type(example_inputs).__name__}"
+        )
+    for tensor in inputs:
+        if tensor.dim() > 0 and tensor.shape[0] == 0:
+            raise ValueError(
+                "The 'example_inputs' parameter of Masker must be a batch of at least one sample. Got a tensor "
+                f"of shape {tuple(tensor.shape)} instead: pass one or more samples of the data (a batch of one is "
+                "enough)."
+            )
+        if tensor.is_inference():
+            raise ValueError(
+                "The 'example_inputs' parameter of Masker must be ordinary tensors. Got an inference tensor "
+                "(created under torch.inference_mode()) instead, which autograd cannot trace. Pass a copy made "
+                "outside inference_mode: example_inputs.clone()."
+            )
+    return inputs
+
+
+HOOK_MARK = "_nodeprune_hook"
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks")
+
+
+def mark_hook(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a hook function as nodeprune's, so that copies of the model can be stripped of it."""
+    setattr(function, HOOK_MARK, True)
+    return function
+
+
+def copy_model(model: nn.Module) -> nn.Module:
+    """A deep copy without nodeprune's hooks, with a clear error for models that cannot be copied.
+
+    Hooks of a Masker that is applied or attached would otherwise be copied too (they belong to the
+    original's masks and would act on the copy, e.g. on a compacted model of other widths).
+    """
+    try:
+        duplicate = copy.deepcopy(model)
+    except Exception as error:  # deepcopy raises many types for exotic attributes
+        raise TypeError(
+            "nodeprune traces and compacts a copy of the model (copy.deepcopy), which failed for this model: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    for module in duplicate.modules():
+        for attribute in _HOOK_DICTS:
+            hooks = getattr(module, attribute)
+            for key in [key for key, hook in hooks.items() if getattr(hook, HOOK_MARK, False)]:
+                del hooks[key]
+    return duplicate
