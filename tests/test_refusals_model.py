@@ -147,3 +147,50 @@ def test_refuses_a_torch_compile_wrapper_and_names_orig_mod() -> None:
 def test_refuses_example_inputs_given_as_a_dict_of_keyword_tensors() -> None:
     with pytest.raises(TypeError, match=r"dict of keyword arguments \['x'\].*wrap the model"):
         npr.Masker(make_mlp(), {"x": torch.randn(1, 6)})  # type: ignore[arg-type]
+
+
+class DetachedProbe(nn.Module):
+    """A probe reading the hidden features outside autograd (``h.detach()``): torch-pruning cannot see it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.head, self.probe = nn.Linear(4, 6), nn.Linear(6, 5), nn.Linear(5, 3), nn.Linear(5, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.fc2(torch.relu(self.fc1(x))))
+        self.statistic = float(self.probe(h.detach()).mean().detach())
+        return self.head(h)
+
+
+def test_refuses_to_compact_when_a_detached_reader_would_break_the_compacted_model() -> None:
+    torch.manual_seed(0)
+    model = DetachedProbe().eval()
+    masker = npr.Masker(model, torch.randn(2, 4))
+    masker.remove("fc2", [1, 3])
+    model(torch.randn(1, 4))  # the model's own forward sets an attribute: snapshot after it
+    before = Snapshot.of(model)
+    with pytest.raises(npr.masker.CompactionError, match=r"fails on the example inputs.*h\.detach"):
+        masker.compact()
+    before.assert_same(model)
+    with masker.applied():  # the masks themselves keep working
+        model(torch.randn(3, 4))
+
+
+def test_refuses_a_compacted_copy_that_differs_from_the_masked_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nodeprune._masking import compaction
+
+    torch.manual_seed(0)
+    model = make_mlp().eval()
+    masker = npr.Masker(model, torch.randn(2, 6))
+    masker.remove("fc1", [0, 4])
+    original = compaction.compacted
+
+    def wrong(*args: object, **kwargs: object) -> nn.Module:
+        small = original(*args, **kwargs)  # type: ignore[arg-type]
+        with torch.no_grad():
+            small.fc2.bias += 1.0
+        return small
+
+    monkeypatch.setattr(compaction, "compacted", wrong)
+    with pytest.raises(npr.masker.CompactionError, match="differs from the masked one"):
+        masker.compact()

@@ -17,28 +17,35 @@ DEFAULT_BATCH_SIZE = 256
 INTEGER_TYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
 
+def output_tensors(output: object) -> list[torch.Tensor]:
+    """Every tensor in a model's output: a tensor, or tuples, lists and dicts of them (in order, nested)."""
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, (tuple, list)):
+        return [t for item in output for t in output_tensors(item)]
+    if isinstance(output, Mapping):
+        return [t for item in output.values() for t in output_tensors(item)]
+    return []
+
+
 def output_tensor(output: object) -> torch.Tensor:
     """The tensor a model's output stands for: the output itself, its ``.logits``, or its first tensor.
 
-    A tuple or list gives its first tensor (``(logits, aux)``); a dict or a transformers-style
-    ``ModelOutput`` (a dict subclass) gives its ``logits`` attribute or key when present, else its first
-    tensor value. Anything else without a tensor is a TypeError.
+    A tuple or list gives its first tensor (``(logits, aux)``, nested tuples included); a dict or a
+    transformers-style ``ModelOutput`` (a dict subclass) gives its ``logits`` attribute or key when present,
+    else its first tensor value. Anything else without a tensor is a TypeError. Layer discovery reads the
+    model's output with the same rule, so the output layer is the one that produces this tensor.
     """
     if isinstance(output, torch.Tensor):
         return output
     logits = getattr(output, "logits", None)
+    if not isinstance(logits, torch.Tensor) and isinstance(output, Mapping):
+        logits = output.get("logits")
     if isinstance(logits, torch.Tensor):
         return logits
-    if isinstance(output, Mapping):
-        logits = output.get("logits")
-        values = [logits, *output.values()]
-    elif isinstance(output, (tuple, list)):
-        values = list(output)
-    else:
-        values = []
-    for value in values:
-        if isinstance(value, torch.Tensor):
-            return value
+    tensors = output_tensors(output)
+    if tensors:
+        return tensors[0]
     raise TypeError(
         f"the model returned a {type(output).__name__} without a tensor; nodeprune reads a tensor, a tuple or "
         "list (its first tensor) or a dict / ModelOutput (its 'logits', else its first tensor): return one of them"

@@ -418,15 +418,23 @@ class Masker:
         ``C·H·W`` columns of a Linear after a Flatten), residual-coupled channels. The original model is
         untouched. The copy keeps the original's train/eval flags and ``requires_grad`` flags.
 
+        Before it is returned, the copy is run on ``example_inputs`` (in eval mode) and compared with the
+        masked model: a copy that fails to run or differs is never handed out.
+
         Raises
         ------
         CompactionError
-            If torch-pruning could not trace the model, or a layer with removed nodes is not exact.
+            If torch-pruning could not trace the model, a layer with removed nodes is not exact, or the
+            compacted copy does not reproduce the masked model on ``example_inputs`` (e.g. a module reads a
+            layer outside autograd, ``probe(h.detach())``, which torch-pruning cannot see).
         """
         _compaction.check(self.trace_error, self.layers, self._state.masks)
         folds = [(consumer, self._state.input_substitution(consumer)) for consumer in self._state.consumer_slices]
         removed = {layer.name: torch.nonzero(~self._state.masks[layer.name]).reshape(-1) for layer in self.layers}
-        return _compaction.compacted(self.model, self.example_inputs, self.layers, removed, folds)
+        small = _compaction.compacted(self.model, self.example_inputs, self.layers, removed, folds)
+        with self.applied():
+            _compaction.verify(self.model, small, self.example_inputs)
+        return small
 
     def summary(self) -> MaskSummary:
         """Kept/total nodes per layer, and parameters and MACs before and after compaction."""

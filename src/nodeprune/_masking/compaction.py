@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from .._data import output_tensor
 from .._guard import preserved_mode
 from . import substitution as _substitution
 from .discovery import NodeLayer, build_graph
@@ -102,6 +104,34 @@ def compacted(
     for name, p in shadow.named_parameters():
         p.requires_grad_(grads.get(name, True))
     return shadow
+
+
+def verify(masked: nn.Module, small: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+    """Raise :class:`CompactionError` unless ``small`` computes what ``masked`` (masks applied) computes.
+
+    Both run once on ``inputs`` in eval mode without gradients. The tolerance (relative 1e-4 of the
+    output's scale) is far above float rounding and far below what a node left in or cut wrongly changes;
+    the property tests hold compaction to 1e-5.
+    """
+    with preserved_mode(masked, train=False), torch.no_grad():
+        expected = output_tensor(masked(*inputs))
+    try:
+        with preserved_mode(small, train=False), torch.no_grad():
+            got = output_tensor(small(*inputs))
+    except Exception as error:
+        raise CompactionError(
+            f"the compacted model fails on the example inputs ({type(error).__name__}: {error}): torch-pruning "
+            "missed a module that reads a pruned layer (one reading it outside autograd, e.g. probe(h.detach()), "
+            "cannot be seen). The masks still work inside applied()."
+        ) from error
+    scale = max(float(expected.abs().max()), 1.0) if expected.numel() else 1.0
+    difference = float((got - expected).abs().max()) if got.shape == expected.shape else math.inf
+    if not difference <= 1e-4 * scale:
+        raise CompactionError(
+            f"the compacted model differs from the masked one on the example inputs (largest difference "
+            f"{difference:.3g}, output shape {tuple(got.shape)} against {tuple(expected.shape)}); refusing to "
+            "return a model that is not the masked one. The masks still work inside applied()."
+        )
 
 
 def count(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[int, int]:

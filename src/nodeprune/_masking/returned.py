@@ -15,34 +15,19 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["Returned", "output_tensors", "primary_tensor", "reachable", "trace_returned", "with_side_outputs"]
+from .._data import output_tensor, output_tensors
+
+__all__ = ["Returned", "primary_tensor", "reachable", "trace_returned", "with_side_outputs"]
 
 GradFn = object  # torch.autograd graph nodes have no public common type
 
 
-def output_tensors(output: object) -> list[torch.Tensor]:
-    """Every tensor in a model's output: a tensor, or tuples, lists and dicts of them (in order, nested)."""
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, (tuple, list)):
-        return [t for item in output for t in output_tensors(item)]
-    if isinstance(output, Mapping):
-        return [t for item in output.values() for t in output_tensors(item)]
-    return []
-
-
 def primary_tensor(output: object) -> torch.Tensor | None:
-    """The tensor that is *the* output: ``output.logits`` when present (dicts, transformers' ``ModelOutput``),
-    else the first tensor of the output (see :func:`output_tensors`); None when the output holds no tensor.
-
-    The same rule as the helper that reads outputs during evaluation and scoring; kept local here because
-    ``_masking`` imports nothing above it.
-    """
-    logits = output.get("logits") if isinstance(output, Mapping) else getattr(output, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    tensors = output_tensors(output)
-    return tensors[0] if tensors else None
+    """The tensor that is *the* output (:func:`nodeprune._data.output_tensor`'s rule), or None without one."""
+    try:
+        return output_tensor(output)
+    except TypeError:
+        return None
 
 
 def reachable(roots: Iterable[torch.Tensor], stops: Mapping[GradFn, str], *, through: bool) -> list[str]:
