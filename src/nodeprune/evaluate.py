@@ -49,15 +49,17 @@ def evaluate(
     batch_size : int, default=256
         Batch size used to cut an ``(X, y)`` tuple (Keras ``evaluate``'s default, used by the thesis).
 
-    The model may return a tensor, a tuple or list (its first tensor is the output), or a dict or a
-    transformers-style ``ModelOutput`` (its ``logits``, else its first tensor); the same rule holds in
-    every scorer and strategy. What is refused: ``docs/errors.md``, "Data, labels and losses".
-
     Returns
     -------
     (float, float)
         The mean loss over all samples, accumulated in float64, and the fraction of samples whose arg-max
         output is the label (NaN when labels are not class indices).
+
+    Notes
+    -----
+    The model may return a tensor, a tuple or list (its first tensor is the output), or a dict or a
+    transformers-style ``ModelOutput`` (its ``logits``, else its first tensor); the same rule holds in
+    every scorer and strategy. What is refused: ``docs/errors.md``, "Data, labels and losses".
 
     Examples
     --------
