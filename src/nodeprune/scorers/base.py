@@ -162,6 +162,14 @@ class Scorer(ABC):
         """
         return None
 
+    def prepare(self, masker: Masker, layers: Sequence[str]) -> None:  # noqa: B027 - optional capability
+        """Get ready to score several ``layers`` of the current model in a row; a hint, the default does nothing.
+
+        Strategies that rescore many layers after every removal (``Greedy``/``Exhaustive`` with
+        ``scope="global"``) call it first; ``LossDelta`` then runs the layers before all their consumers once
+        for all layers instead of once per layer.
+        """
+
     def identity(self) -> str:
         """The configuration that determines the scores, as a string (e.g. what a checkpoint records).
 

@@ -183,6 +183,10 @@ class LossDelta(Scorer):
             prime(masker, [masker.layer(name) for name in names], self.data, self.loss_fn)
             return {name: self.score(masker, name) for name in names}
 
+    def prepare(self, masker: Masker, layers: Sequence[str]) -> None:
+        """Inside a strategy's run: one prefix run prepares all ``layers`` (see :meth:`Scorer.prepare`)."""
+        prime(masker, [masker.layer(name) for name in layers], self.data, self.loss_fn)
+
     def psi(self, masker: Masker, layer: str, candidates: Nodes | None = None) -> torch.Tensor:
         r"""Charpentier's node importance :math:`\psi_j = C - C^{\setminus j}`, i.e. ``-score`` (negative = helps)."""
         return -self.score(masker, layer, candidates)

@@ -45,6 +45,7 @@ class RunState:
     computed: int = 0
     seconds: float = 0.0
     finished: bool = False
+    stopped: str | None = None
 
 
 def _number(value: float | None) -> Any:
@@ -88,6 +89,8 @@ def write(path: Path, config: dict[str, Any], weights: str, masker: Masker, stat
         "seconds": state.seconds,
         "finished": state.finished,
     }
+    if state.stopped is not None:
+        document["stopped"] = state.stopped
     document["checksum"] = checksum(document)
     write_atomically(path, json.dumps(document))
 
@@ -351,7 +354,14 @@ def _state(path: Path, document: dict[str, Any], masker: Masker, monitor_names: 
         computed=check.integer("computed", check.get("computed"), 0),
         seconds=seconds,
         finished=finished,
+        stopped=_stopped(check, document.get("stopped")),
     )
+
+
+def _stopped(check: _Check, value: Any) -> str | None:
+    if value is not None and value not in ("threshold", "target", "min_keep"):
+        raise check.fail("stopped", "absent or one of 'threshold', 'target', 'min_keep'", value)
+    return None if value is None else str(value)
 
 
 def path_of(value: str | os.PathLike[str]) -> Path:

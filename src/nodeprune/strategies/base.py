@@ -67,6 +67,13 @@ class PruneResult:
         Greedy: the nodes of each layer dropped from the scan for being too important.
     initial : dict of str to Tensor
         The masks before the run (used by :meth:`rollback`).
+    mode : {"threshold", "target"} or None
+        Iterative strategies: "threshold" when the run stopped at the thesis's tol (no target given),
+        "target" when it removed nodes until a budget (``ratio``, ``n``, ``params``, ``macs``) was met.
+    stopped : {"threshold", "target", "seconds", "min_keep"} or None
+        Iterative strategies: why the run ended — no node qualified any more (threshold mode), the
+        target was met, the ``seconds`` limit ran out (a checkpointed run continues when called again),
+        or ``min_keep`` left no node to remove before the target was met.
     """
 
     removed: dict[str, list[int]] = field(default_factory=dict)
@@ -80,6 +87,8 @@ class PruneResult:
     computed: int = 0
     ignored: dict[str, list[int]] = field(default_factory=dict)
     initial: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    mode: str | None = None
+    stopped: str | None = None
 
     @property
     def count(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .iterative import Iterative, _Run
 
 __all__ = ["Exhaustive"]
@@ -78,13 +80,14 @@ class Exhaustive(Iterative):
     """
 
     def _prune_layer(self, run: _Run, layer: str) -> None:
-        while run.can_remove(layer):
+        limit = math.inf if run.targeted else self.threshold  # target mode: the least harmful node, whatever its score
+        while run.can_remove(layer) and run.go(layer):
             nodes = run.kept(layer)
             scores, losses, accuracies = run.assess(layer, nodes)
             run.count(len(nodes))
             best = None
             for position, score in enumerate(scores):
-                if score <= self.threshold and (best is None or score <= scores[best]):
+                if score <= limit and (best is None or score <= scores[best]):
                     best = position  # '<=' lets a later node win a tie, as the notebook's '>=' on psi
             if best is None:
                 return

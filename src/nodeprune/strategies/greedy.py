@@ -76,6 +76,13 @@ class Greedy(Iterative):
         threshold: float = DEFAULT_THRESHOLD,
         ignore_above: float | None = DEFAULT_IGNORE_ABOVE,
         *,
+        ratio: float | None = None,
+        n: int | None = None,
+        params: int | float | None = None,
+        macs: int | float | None = None,
+        seconds: float | None = None,
+        scope: str = "layer",
+        rescore: str = "all",
         min_keep: int = 1,
         layers: Sequence[str] | None = None,
         order: str = "backward",
@@ -89,6 +96,13 @@ class Greedy(Iterative):
         super().__init__(
             scorer,
             threshold,
+            ratio=ratio,
+            n=n,
+            params=params,
+            macs=macs,
+            seconds=seconds,
+            scope=scope,
+            rescore=rescore,
             min_keep=min_keep,
             layers=layers,
             order=order,
@@ -120,7 +134,7 @@ class Greedy(Iterative):
         ignored = set(run.ignored())
         candidates = [node for node in run.kept(layer) if node not in ignored]
         index, chunk = 0, FIRST_CHUNK
-        while index < len(candidates) and run.can_remove(layer):
+        while index < len(candidates) and run.can_remove(layer) and run.go(layer):
             block = candidates[index : index + chunk]
             scores, losses, accuracies = run.assess(layer, block)
             removed = False
@@ -139,3 +153,6 @@ class Greedy(Iterative):
                     index += 1
             largest = self.scorer.chunk_size(run.masker, layer) or LARGEST_CHUNK
             chunk = FIRST_CHUNK if removed else min(2 * chunk, largest, LARGEST_CHUNK)
+        # target mode: once no node qualifies, remove the least harmful one of a full rescoring, repeat
+        while run.targeted and run.can_remove(layer) and run.go(layer):
+            run.least(layer)

@@ -20,7 +20,7 @@ from .._ablation import reuse
 from .._validation import check_bool, check_choice, check_instance, check_int, check_number, invalid, layer_names
 from ..masker import Masker
 from ..scorers.base import Scorer
-from . import _checkpoint
+from . import _budget, _checkpoint, _global
 from .base import PruneResult, Removal, Strategy
 
 __all__ = ["Iterative"]
@@ -43,6 +43,13 @@ class Iterative(Strategy):
         scorer: Scorer,
         threshold: float = DEFAULT_THRESHOLD,
         *,
+        ratio: float | None = None,
+        n: int | None = None,
+        params: int | float | None = None,
+        macs: int | float | None = None,
+        seconds: float | None = None,
+        scope: str = "layer",
+        rescore: str = "all",
         min_keep: int = 1,
         layers: Sequence[str] | None = None,
         order: str = "backward",
@@ -55,6 +62,13 @@ class Iterative(Strategy):
     ) -> None:
         self.scorer = scorer
         self.threshold = threshold
+        self.ratio = ratio
+        self.n = n
+        self.params = params
+        self.macs = macs
+        self.seconds = seconds
+        self.scope = scope
+        self.rescore = rescore
         self.min_keep = min_keep
         self.layers = layers
         self.order = order
@@ -88,6 +102,7 @@ class Iterative(Strategy):
         if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
             raise invalid(owner, "checkpoint", "a path or None", self.checkpoint)
         check_choice(owner, "resume", self.resume, _checkpoint.RESUME)
+        _budget.check(self)
 
     def _config(self) -> dict[str, Any]:
         """The configuration a checkpoint must match (JSON-normalised), with fingerprints of the data sets."""
@@ -104,6 +119,7 @@ class Iterative(Strategy):
             "selection": None if self.selection is None else fingerprint.data(self.selection),
             "rollback": self.rollback,
             **self._extra_config(),
+            **_budget.config(self),
         }
         normalised: dict[str, Any] = json.loads(json.dumps(config))
         return normalised
@@ -132,12 +148,23 @@ class Iterative(Strategy):
             ) as bar,
         ):
             run.bar = bar
-            while not run.state.finished and run.state.position < len(run.state.order):
-                layer = run.state.order[run.state.position]
-                self._prune_layer(run, layer)
-                run.finish_layer()
-                bar.update(1)
+            if self.scope == "global":
+                if not run.state.finished:
+                    _global.prune(run, self.rescore)
+            else:
+                self._layerwise(run, bar)
         run.finish()
+
+    def _layerwise(self, run: _Run, bar: Any) -> None:
+        while not run.state.finished and run.state.position < len(run.state.order):
+            if run.target.met():
+                break
+            layer = run.state.order[run.state.position]
+            self._prune_layer(run, layer)
+            if run.stopped == "seconds":
+                break
+            run.finish_layer()
+            bar.update(1)
 
     @abstractmethod
     def _prune_layer(self, run: _Run, layer: str) -> None:
@@ -176,6 +203,8 @@ class _Run:
             for name, data in self.sets.items():
                 self.state.monitors[name] = [self._evaluate(data)]
             self._save()
+        self.target = _budget.Target(strategy, masker, self.state.order)
+        self.stopped: str | None = None
 
     # measurements
     def _evaluate(self, data: Any) -> tuple[float, float]:
@@ -204,8 +233,32 @@ class _Run:
     def can_remove(self, layer: str) -> bool:
         return self.masker.kept(layer) > self.strategy.min_keep
 
+    @property
+    def targeted(self) -> bool:
+        """Target mode: remove the least harmful node even above the threshold, until the budget is met."""
+        return self.target.active
+
+    def go(self, layer: str) -> bool:
+        """Whether ``layer`` may lose another node: time is left and (target mode) its budget is not met yet."""
+        if self.target.expired():
+            self.stopped = "seconds"
+            return False
+        return not self.target.layer_met(layer)
+
+    def least(self, layer: str) -> None:
+        """Target mode: score every kept node of ``layer`` and remove the one whose removal hurts least."""
+        nodes = self.kept(layer)
+        scores, losses, accuracies = self.assess(layer, nodes)
+        self.count(len(nodes))
+        best = 0
+        for position, score in enumerate(scores):
+            if score <= scores[best]:
+                best = position  # '<=': a later node wins a tie, as in Exhaustive
+        self.remove(layer, nodes[best], scores[best], losses[best], accuracies[best])
+
     def remove(self, layer: str, node: int, score: float, loss: float | None, accuracy: float | None) -> None:
         self.masker.remove(layer, [node])
+        self.target.removed(layer)
         self.state.trajectory.append(Removal(layer, node, score, loss, accuracy))
         for name, data in self.sets.items():
             self.state.monitors[name].append(self._evaluate(data))
@@ -235,8 +288,14 @@ class _Run:
 
     def finish(self) -> None:
         state, result = self.state, self.result
-        if not state.finished:
+        if self.stopped is None and not state.finished:
+            if not self.targeted:
+                self.stopped = "threshold"
+            else:
+                self.stopped = "target" if self.target.met() else "min_keep"
+        if self.stopped != "seconds" and not state.finished:
             state.finished = True
+            state.stopped = self.stopped
             self._save()
         result.trajectory = list(state.trajectory)
         result.removed = {name: [r.node for r in state.trajectory if r.layer == name] for name in state.order}
@@ -246,5 +305,7 @@ class _Run:
         result.monitors = {name: list(points) for name, points in state.monitors.items()}
         result.ignored = dict(state.ignored_done)
         result.seconds = state.seconds
+        result.mode = "target" if self.targeted else "threshold"
+        result.stopped = self.stopped if self.stopped is not None else state.stopped
         if self.strategy.selection is not None and self.strategy.rollback:
             result.rollback(self.masker)
