@@ -17,7 +17,9 @@ and torch-pruning criteria, no fine-tuning), ``full`` (the MLP's protocol) or ``
 from __future__ import annotations
 
 import copy
+import functools
 import math
+import multiprocessing
 import os
 import time
 import warnings
@@ -70,13 +72,16 @@ ITERATIVE = {
 }
 ONE_SHOT = ("precomputed", "magnitude", "relevance", "random", *_tp.IMPORTANCES)
 CNN_VARIABLE = "NODEPRUNE_ANCHOR_CNN"
+PLAN_VARIABLE = "NODEPRUNE_ANCHOR_PLAN"
+WORKERS_VARIABLE = "NODEPRUNE_ANCHOR_WORKERS"
 HESSIAN_SAMPLES = {"mlp": 1000, "cnn": 200}
+QUICK_HESSIAN_SAMPLES = 100
 Pair = tuple[torch.Tensor, torch.Tensor]
 
 
-def cnn_mode() -> str:
-    """``$NODEPRUNE_ANCHOR_CNN``: "partial" (default), "full" or "none"."""
-    mode = os.environ.get(CNN_VARIABLE, "partial")
+def cnn_mode(quick: bool = False) -> str:
+    """``$NODEPRUNE_ANCHOR_CNN``: "partial" (default), "full" or "none" (the default of a ``--quick`` run)."""
+    mode = os.environ.get(CNN_VARIABLE, "none" if quick else "partial")
     if mode not in ("partial", "full", "none"):
         raise ValueError(f"${CNN_VARIABLE} must be 'partial', 'full' or 'none'; got {mode!r}")
     return mode
@@ -94,13 +99,12 @@ def evaluate_model(model: nn.Module, data: Pair) -> tuple[float, float]:
 
 
 def one_shot_scores(
-    method: str, model: nn.Module, layers: Sequence[str], pruning: Pair, seed: int, arch: str
+    method: str, model: nn.Module, layers: Sequence[str], pruning: Pair, seed: int, arch: str, quick: bool = False
 ) -> tuple[dict[str, torch.Tensor], float, int]:
     """Scores of every node (higher = keep) from one pass against the unpruned model, seconds, evaluations."""
     if method in _tp.IMPORTANCES:
-        values, seconds = _tp.scores(
-            method, model, layers, pruning, pruning[0][:1], seed=seed, hessian_samples=HESSIAN_SAMPLES[arch]
-        )
+        samples = QUICK_HESSIAN_SAMPLES if quick else HESSIAN_SAMPLES[arch]
+        values, seconds = _tp.scores(method, model, layers, pruning, pruning[0][:1], seed=seed, hessian_samples=samples)
         return values, seconds, 0
     start = time.perf_counter()
     masker = npr.Masker(model, pruning[0][:1])
@@ -190,7 +194,7 @@ def run_model(
                 ).prune(masker)
                 record(method, ratio, masker, result.seconds, result.evaluations)
         else:
-            values, seconds, evaluations = one_shot_scores(method, model, layers, pruning, seed, arch)
+            values, seconds, evaluations = one_shot_scores(method, model, layers, pruning, seed, arch, setting.quick)
             for ratio in RATIOS:
                 masker = npr.Masker(model, pruning[0][:1])
                 _tp.remove_lowest(masker, values, _tp.counts_at(sizes, ratio))
@@ -262,7 +266,7 @@ def report_tables(ctx: Run, rows: list[dict[str, Any]], arch: str, layers: Seque
     table = []
     for method in accs:
         group = [r for r in rows if r["arch"] == arch and r["method"] == method]
-        entry: dict[str, Any] = {"method": method, "what": METHODS[method]}
+        entry: dict[str, Any] = {"method": method, "what": METHODS[method], "seeds": len({r["seed"] for r in group})}
         for i, ratio in enumerate(RATIOS):
             entry[f"acc_{ratio:g}"] = fmt(accs[method][i])
             entry[f"ft_{ratio:g}"] = fmt(accs_ft[method][i])
@@ -275,13 +279,13 @@ def report_tables(ctx: Run, rows: list[dict[str, Any]], arch: str, layers: Seque
     ctx.table(
         f"accuracy_{arch}",
         table,
-        [("method", "method", "")]
+        [("method", "method", ""), ("seeds", "seeds", "d")]
         + [(f"acc_{r:g}", f"acc {p}", "") for r, p in zip(RATIOS, pct, strict=True)]
         + [(f"ft_{r:g}", f"+1 epoch {p}", "") for r, p in zip(RATIOS, pct, strict=True)]
         + [("seconds", "scoring s", ".2f"), ("evaluations", "evaluations", ".0f")],
         caption=f"{name}: test accuracy at each ratio removed per hidden layer, without and after one epoch of "
-        f"fine-tuning (mean of {len(seeds)} seed(s); unpruned {base:.3f}); scoring seconds and single-node "
-        "evaluations per run (one-shot methods score once for all ratios)",
+        f"fine-tuning (mean over the seeds given; fine-tuned: the first seed unless all were; unpruned {base:.3f}); "
+        "scoring seconds and single-node evaluations per run (one-shot methods score once for all ratios)",
     )
     ctx.table(
         f"loss_{arch}",
@@ -409,28 +413,69 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]]) -> None:
     )
 
 
+def _job(setting: cp.Setting, log: Callable[[str], None], job: tuple[str, int, str, bool]) -> list[dict[str, Any]]:
+    arch, seed, method, fine_tune = job
+    torch.set_num_threads(1)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*do not add up.*")
+        return run_model(setting, arch, seed, [method], fine_tune, log)
+
+
+def plan(ctx: Run, mode: str, short: bool) -> list[tuple[str, int, str, bool]]:
+    """The jobs of a run, ``(arch, seed, method, fine_tune)``, longest first.
+
+    The full plan runs every method on every seed of the MLP with fine-tuning (and the CNN as ``mode`` says).
+    A short plan (``$NODEPRUNE_ANCHOR_PLAN=short``) runs the iterative methods per layer on the first seed only
+    and no global scope, the one-shot methods on every seed, and fine-tunes the first seed only.
+    """
+    jobs = []
+    for arch in ("mlp", "cnn"):
+        if arch == "cnn" and mode == "none":
+            continue
+        seeds = ctx.seeds[:1] if arch == "cnn" and mode == "partial" else ctx.seeds
+        for seed in seeds:
+            for method in methods_for(arch, mode):
+                first = seed == ctx.seeds[0]
+                if short and method in ITERATIVE and (not first or ITERATIVE[method][1] == "global"):
+                    continue
+                fine_tune = not (arch == "cnn" and mode == "partial") and (first or not short)
+                jobs.append((arch, seed, method, fine_tune))
+    return sorted(jobs, key=lambda job: (job[2] not in ITERATIVE, job[0] != "cnn"))
+
+
 def run(ctx: Run) -> None:
     setting = cp.setting(ctx)
-    mode = cnn_mode()
-    archs = {"mlp": (len(ctx.seeds), True)}
-    if mode != "none":
-        archs["cnn"] = (len(ctx.seeds), True) if mode == "full" else (1, False)
-    rows: list[dict[str, Any]] = []
-    checks: list[dict[str, Any]] = []
+    mode = cnn_mode(ctx.quick)
+    short = os.environ.get(PLAN_VARIABLE, "full") == "short"
+    workers = int(os.environ.get(WORKERS_VARIABLE, "1"))
+    jobs = plan(ctx, mode, short)
+    archs = sorted({job[0] for job in jobs}, key=["mlp", "cnn"].index)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*do not add up.*")  # the comparison shows what it warns about
-        for arch, (count, fine_tune) in archs.items():
-            for seed in ctx.seeds[:count]:
-                rows += run_model(setting, arch, seed, methods_for(arch, mode), fine_tune, ctx.log)
-            checks += pruner_check(setting, arch, ctx.seeds[0])
+        for arch in archs:
+            cp.trained(setting, arch, ctx.seeds[0])  # train (or load) before forking the workers
+        work = functools.partial(_job, setting, ctx.log)
+        if workers > 1:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                parts = pool.map(work, jobs, chunksize=1)
+        else:
+            parts = [work(job) for job in jobs]
+        checks = [row for arch in archs for row in pruner_check(setting, arch, ctx.seeds[0])]
+    rows = [row for part in parts for row in part]
     ran = "; ".join(
-        f"{cp.NAMES[a]}: {c} seed(s), layers {' / '.join(setting.pruned_layers(a))}, "
-        f"{len(methods_for(a, mode))} methods, " + ("fine-tuned one epoch" if f else "no fine-tuning")
-        for a, (c, f) in archs.items()
+        f"{cp.NAMES[a]}: layers {' / '.join(setting.pruned_layers(a))}, "
+        + ", ".join(
+            f"{m} on {len({j[1] for j in jobs if j[:1] == (a,) and j[2] == m})} seed(s)"
+            + f" ({sum(j[3] for j in jobs if j[:1] == (a,) and j[2] == m)} fine-tuned)"
+            for m in METHODS
+            if any(j[0] == a and j[2] == m for j in jobs)
+        )
+        for a in archs
     )
     ctx.text(
         f"{setting.summary()} Pruning set: the {len(setting.validation[1])} validation images; accuracy and loss on "
-        f"the {len(setting.test[1])} test images. What ran: {ran} (CNN part: ${CNN_VARIABLE}={mode}). Every "
+        f"the {len(setting.test[1])} test images. What ran: {ran} (CNN part: ${CNN_VARIABLE}={mode}; plan: "
+        f"{'short' if short else 'full'}). Every "
         "per-layer method removes floor(ratio · size) nodes of every hidden layer; fine-tuning: one epoch of the "
         "training protocol's Adam on the 85 % part with the masks attached."
     )
@@ -492,7 +537,7 @@ EXPERIMENT = Experiment(
     description=(
         "The thesis MLP (and CNN) on Fashion-MNIST, ratios 0.1/0.3/0.5/0.7 removed per hidden layer, pruning set "
         "the 9000 validation images, every method at the same per-layer counts; test accuracy and loss before and "
-        "after one epoch of fine-tuning. --quick: digits, 1 seed."
+        "after one epoch of fine-tuning. --quick: 1 seed, the MLP only, Hessian from 100 samples."
     ),
     dataset="fashion-mnist",
     seeds=3,
