@@ -46,6 +46,11 @@ def _prune_fn(module: nn.Module) -> Any:
     raise TypeError(f"no torch-pruning out-channel function for {type(module).__name__}")
 
 
+def _size(module: nn.Module) -> int:
+    """Output channels of a Conv2d or Linear layer."""
+    return int(module.out_channels if isinstance(module, nn.Conv2d) else module.out_features)  # type: ignore[arg-type]
+
+
 def _accumulate_hessian(importance: Any, model: nn.Module, data: Pair, samples: int) -> None:
     """Squared per-sample gradients, averaged over ``samples`` samples: the diagonal Fisher of OBD.
 
@@ -101,7 +106,7 @@ def scores(
     result: dict[str, torch.Tensor] = {}
     for name in layers:
         module = work.get_submodule(name)
-        size = module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
+        size = _size(module)
         group = graph.get_pruning_group(module, _prune_fn(module), idxs=list(range(size)))
         values = importance(group)
         if values is None or values.numel() != size:
@@ -150,7 +155,7 @@ def tp_pruned(
     sizes = {}
     for name in layers:
         module = work.get_submodule(name)
-        sizes[name] = module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
+        sizes[name] = _size(module)
     return work, sizes
 
 
