@@ -11,6 +11,7 @@ import bench_distinctiveness
 import bench_loss_delta
 import bench_masker
 import bench_relevance
+import bench_targets
 import pytest
 import torch
 
@@ -87,6 +88,38 @@ def test_greedy_on_the_thesis_cnn(benchmark, check) -> None:
     check("Greedy -1e-3, thesis CNN (thesis: 774.59 s on a GPU)", seconds, "<= 775 s", seconds <= 775, "s")
     check("  its peak resident memory", memory, "<= 4 GiB", memory <= 4, "GiB")
     check("  its evaluations per second", float(report["evaluations"]) / seconds, None, None, "/s")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- target mode and global scope (issue 12)
+def test_target_mode_greedy_to_half_the_thesis_mlp(benchmark, check, thesis_mlp_setup) -> None:
+    model, validation, test = thesis_mlp_setup
+    rows = run_once(benchmark, bench_targets.timed_runs, model, validation, test)
+    for label, row in rows.items():
+        benchmark.extra_info[label] = row
+        limit = 10.0 if label == "layer" else None
+        check(
+            f"Greedy(ratio=0.5), scope {label}, thesis MLP",
+            row["seconds"],
+            None if limit is None else f"<= {limit:g} s",
+            None if limit is None else row["seconds"] <= limit,
+            "s",
+        )
+        check(f"  its evaluations per second (test accuracy {row['test_accuracy']:.3f})", row["eps"], None, None, "/s")
+
+
+@pytest.mark.slow
+def test_stale_global_choice_against_full_rescoring(benchmark, check, thesis_mlp_setup) -> None:
+    model, validation, _ = thesis_mlp_setup
+    result = run_once(benchmark, bench_targets.stale_vs_all, model, validation)
+    benchmark.extra_info.update(result)
+    check(
+        f"  rescore='stale': steps whose choice differs from full rescoring (of {result['steps']:.0f})",
+        result["differ"],
+        None,
+        None,
+        "",
+    )
+    check("  rescore='stale': largest excess delta of a differing choice", 1e4 * result["max_gap"], None, None, "e-4")
 
 
 # ---------------------------------------------------------------- Relevance (issue 4)

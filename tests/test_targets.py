@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
-from conftest import make_mlp
 
 import nodeprune as npr
+from conftest import make_mlp
 from nodeprune.strategies._budget import Cost
 
 
@@ -20,7 +20,7 @@ def setup(sizes=(6, 20, 15, 3), samples=160):
         torch.randn(samples, sizes[0], generator=generator),
         torch.randint(0, sizes[-1], (samples,), generator=generator),
     )
-    return model, data, npr.Masker(model, data[0][:1])
+    return data, npr.Masker(model, data[0][:1])
 
 
 STRATEGIES = [npr.Greedy, npr.Exhaustive]
@@ -28,7 +28,7 @@ STRATEGIES = [npr.Greedy, npr.Exhaustive]
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_ratio_removes_floor_of_ratio_times_size_per_layer(strategy):
-    model, data, masker = setup()
+    data, masker = setup()
     result = strategy(npr.LossDelta(data), ratio=0.5, verbose=False).prune(masker)
     assert {layer.name: layer.size - masker.kept(layer.name) for layer in masker.layers} == {"fc1": 10, "fc2": 7}
     assert (result.mode, result.stopped) == ("target", "target")
@@ -36,14 +36,14 @@ def test_ratio_removes_floor_of_ratio_times_size_per_layer(strategy):
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_ratio_keeps_min_keep(strategy):
-    model, data, masker = setup()
+    data, masker = setup()
     strategy(npr.LossDelta(data), ratio=0.9, min_keep=5, verbose=False).prune(masker)
     assert [masker.kept(layer.name) for layer in masker.layers] == [5, 5]
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_n_removes_n_per_layer_and_in_total_with_global_scope(strategy):
-    model, data, masker = setup()
+    data, masker = setup()
     strategy(npr.LossDelta(data), n=4, verbose=False).prune(masker)
     assert [len(masker.removed(layer.name)) for layer in masker.layers] == [4, 4]
     masker.reset()
@@ -52,7 +52,7 @@ def test_n_removes_n_per_layer_and_in_total_with_global_scope(strategy):
 
 
 def test_target_mode_goes_on_past_the_threshold_and_thesis_mode_does_not():
-    model, data, masker = setup()
+    data, masker = setup()
     thesis = npr.Exhaustive(npr.LossDelta(data), verbose=False).prune(masker)
     assert (thesis.mode, thesis.stopped) == ("threshold", "threshold")
     assert all(r.score <= 1e-5 for r in thesis.trajectory)
@@ -62,7 +62,7 @@ def test_target_mode_goes_on_past_the_threshold_and_thesis_mode_does_not():
 
 
 def test_target_exhaustive_removes_the_lowest_score_each_step():
-    model, data, masker = setup()
+    data, masker = setup()
     scorer = npr.LossDelta(data)
     result = npr.Exhaustive(scorer, n=5, layers=["fc2"], verbose=False).prune(masker)
     masker.reset()
@@ -76,7 +76,7 @@ def test_target_exhaustive_removes_the_lowest_score_each_step():
 @pytest.mark.parametrize("what", ["params", "macs"])
 @pytest.mark.parametrize("scope", ["layer", "global"])
 def test_params_and_macs_reach_their_target_at_the_first_removal_that_meets_it(what, scope):
-    model, data, masker = setup()
+    data, masker = setup()
     summary = masker.summary()
     full = summary.params_before if what == "params" else summary.macs_before
     target = int(full * 0.6)
@@ -91,14 +91,14 @@ def test_params_and_macs_reach_their_target_at_the_first_removal_that_meets_it(w
 
 
 def test_a_fraction_of_params_is_of_the_unpruned_count():
-    model, data, masker = setup()
+    data, masker = setup()
     npr.Exhaustive(npr.LossDelta(data), params=0.5, verbose=False).prune(masker)
     summary = masker.summary()
     assert summary.params_after <= math.floor(0.5 * summary.params_before)
 
 
 def test_per_node_costs_agree_with_masker_summary():
-    model, data, masker = setup()
+    _, masker = setup()
     masker.remove("fc1", [3, 4])
     for what, attribute in (("params", "params_after"), ("macs", "macs_after")):
         cost = Cost(masker, ["fc1", "fc2"], what, 0, "Greedy")
@@ -112,7 +112,7 @@ def test_per_node_costs_agree_with_masker_summary():
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_seconds_stops_and_says_so(strategy):
-    model, data, masker = setup()
+    data, masker = setup()
     result = strategy(npr.LossDelta(data), ratio=0.5, seconds=1e-9, verbose=False).prune(masker)
     assert result.stopped == "seconds" and result.count == 0
     thesis = strategy(npr.LossDelta(data), seconds=1e-9, verbose=False).prune(masker)
@@ -120,7 +120,7 @@ def test_seconds_stops_and_says_so(strategy):
 
 
 def test_min_keep_stops_a_target_that_cannot_be_met():
-    model, data, masker = setup()
+    data, masker = setup()
     result = npr.Greedy(npr.LossDelta(data), params=0, min_keep=3, verbose=False).prune(masker)
     assert result.stopped == "min_keep"
     assert [masker.kept(layer.name) for layer in masker.layers] == [3, 3]
@@ -128,7 +128,7 @@ def test_min_keep_stops_a_target_that_cannot_be_met():
 
 @pytest.mark.parametrize("rescore", ["all", "stale"])
 def test_global_removed_deltas_are_exact_and_min_keep_holds(rescore):
-    model, data, masker = setup()
+    data, masker = setup()
     scorer = npr.LossDelta(data)
     result = npr.Greedy(scorer, ratio=0.6, scope="global", rescore=rescore, min_keep=8, verbose=False).prune(masker)
     assert all(masker.kept(layer.name) >= 8 for layer in masker.layers)
@@ -141,7 +141,7 @@ def test_global_removed_deltas_are_exact_and_min_keep_holds(rescore):
 
 
 def test_global_all_removes_the_lowest_score_across_layers():
-    model, data, masker = setup()
+    data, masker = setup()
     scorer = npr.LossDelta(data)
     result = npr.Exhaustive(scorer, n=6, scope="global", verbose=False).prune(masker)
     masker.reset()
@@ -157,7 +157,7 @@ def test_global_all_removes_the_lowest_score_across_layers():
 
 @pytest.mark.parametrize("kw", [{"ratio": 0.5}, {"ratio": 0.5, "scope": "global"}, {"params": 0.6}])
 def test_checkpoint_resumes_to_the_same_target_run(tmp_path, kw):
-    model, data, masker = setup()
+    data, masker = setup()
     whole = npr.Greedy(npr.LossDelta(data), verbose=False, **kw).prune(masker)
     masker.reset()
     path = tmp_path / "run.json"
@@ -170,7 +170,7 @@ def test_checkpoint_resumes_to_the_same_target_run(tmp_path, kw):
 
 
 def test_checkpoint_records_the_budget(tmp_path):
-    model, data, masker = setup()
+    data, masker = setup()
     path = tmp_path / "run.json"
     npr.Greedy(npr.LossDelta(data), ratio=0.5, verbose=False, checkpoint=path, seconds=1e-9).prune(masker)
     with pytest.raises(ValueError, match="budget"):
@@ -178,7 +178,7 @@ def test_checkpoint_records_the_budget(tmp_path):
 
 
 def test_trajectory_and_rollback_in_target_mode():
-    model, data, masker = setup()
+    data, masker = setup()
     selection = (data[0][:40] + 0.1, data[1][:40])
     result = npr.Greedy(npr.LossDelta(data), ratio=0.5, selection=selection, verbose=False).prune(masker)
     assert len(result.trajectory) == 17 and len(result.monitors["selection"]) == 18
@@ -201,6 +201,6 @@ def test_trajectory_and_rollback_in_target_mode():
     ],
 )
 def test_budget_keywords_are_checked(kw, name):
-    model, data, masker = setup()
+    data, masker = setup()
     with pytest.raises((ValueError, TypeError), match=f"'{name}' parameter of Greedy"):
         npr.Greedy(npr.LossDelta(data), verbose=False, **kw).prune(masker)

@@ -28,9 +28,32 @@ class Exhaustive(Iterative):
     threshold : float, default=1e-5
         Remove while the lowest score is ``<= threshold``, i.e. while the largest ψ is ``>= -1e-5``: the
         thesis's tol = −1e-5 (§4.6), which removes zero and worse nodes.
+        Ignored in target mode.
+    ratio : float in (0, 1), default=None
+        Target mode (nodeprune's choice; the thesis stops at tol): remove the least harmful node even
+        above ``threshold`` until at most ``size - floor(ratio * size)`` nodes are kept per layer (never
+        fewer than ``min_keep``), or, with ``scope="global"``, ``floor(ratio * total)`` of all considered
+        nodes are removed. Nodes removed before the run count. None: thesis mode.
+    n : int, default=None
+        Target mode: at most ``size - n`` nodes kept per layer, or ``n`` removed in all (global).
+    params, macs : int or float in (0, 1), default=None
+        Target mode: at most this many parameters (MACs) left in the compacted model (torch-pruning's
+        counter, as in ``Masker.summary()``), or that fraction of the unpruned count. Exact: the run
+        stops at the first removal after which the count is within the target.
+    seconds : float, default=None
+        Stop after the removal in progress once this call ran this long, in either mode
+        (``result.stopped == "seconds"``; with ``checkpoint``, calling ``prune`` again continues).
+        nodeprune option.
+    scope : {"layer", "global"}, default="layer"
+        "global" (needs a target) chooses the next node across all considered layers by its exact score
+        (loss deltas are comparable across layers). nodeprune option.
+    rescore : {"all", "stale"}, default="all"
+        Global scope: "all" rescores every kept node after each removal (exact one-by-one choice);
+        "stale" keeps old scores and rescores only the 8 best stale candidates before each removal (faster;
+        the removed node's score is exact, the choice may differ). See the loss-delta guide.
     min_keep : int, default=1
-        Never leave a layer with fewer nodes. nodeprune default, not from the paper (its algorithm has no
-        guard; Appendix A).
+        Never leave a layer with fewer nodes (in every mode and scope). nodeprune default, not from the
+        paper (its algorithm has no guard; Appendix A).
     layers : list of str, default=None
         Layers to prune; None means all of the masker's layers.
     order : {"backward", "forward", "given"}, default="backward"

@@ -47,6 +47,10 @@ class Greedy(Iterative):
         Never rescore, in this layer, a node with score ``>= ignore_above``, i.e. ψ ≤ −1e-3: the thesis's
         faster cutoff (§4.7–4.8; −1e-2 is its slower one, −5e-5 its VGG-16 one in ch. 5). None never
         ignores. Must exceed ``threshold``.
+    ratio, n, params, macs, seconds, scope, rescore
+        The target (target mode, nodeprune's choice; default None: the thesis's mode), as for
+        :class:`Exhaustive`. In target mode the scan runs while nodes qualify; once none does and the
+        target is not met, every kept node is scored and the least harmful one removed, repeatedly.
     min_keep, layers, order, monitor, selection, rollback, checkpoint, resume, verbose
         As for :class:`Exhaustive`. The checkpoint also holds the ignore list of the current layer (the
         thesis's ch. 5 code did not persist it and reconsidered ignored nodes after restarts, §5.2).
@@ -68,6 +72,13 @@ class Greedy(Iterative):
     >>> result = strategy.prune(masker)
     >>> result.count == len(masker.removed("0"))
     True
+
+    Target mode: half of every layer's nodes, the least harmful first.
+
+    >>> masker.reset()
+    >>> result = npr.Greedy(npr.LossDelta(data), ratio=0.5, verbose=False).prune(masker)
+    >>> masker.kept("0"), result.mode, result.stopped
+    (4, 'target', 'target')
     """
 
     def __init__(
