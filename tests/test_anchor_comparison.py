@@ -90,10 +90,11 @@ def test_the_quick_run_writes_a_report_with_every_claim(tmp_path: Path, monkeypa
     monkeypatch.delenv(anchor.CNN_VARIABLE, raising=False)
     path = reproduce("anchor-comparison", tmp_path, quick=True, digits=True)
     check_report(path, "anchor-comparison")
-    text = (path / "report.md").read_text()
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("> **Ran on digits") and "## Verdicts" in text
     for claim in anchor.EXPERIMENT.claims:
         assert f"| {claim.id}: " in text
     for method in anchor.METHODS:
-        assert f"| {method} " in text or f"|{method} " in text or f" {method} |" in text
-    assert (path / "accuracy_vs_ratio_mlp.png").is_file()
+        assert f" {method} |" in text  # a row of every method
+    assert (path.parent / "accuracy_vs_ratio_mlp.png").is_file()
     assert "0.876" in text  # the numbers next to ours
