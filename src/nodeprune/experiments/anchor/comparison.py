@@ -445,20 +445,30 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]]) -> None:
     )
 
 
+def job_key(job: tuple[str, int, str, bool]) -> str:
+    """The cache name of one job's rows (full runs keep them next to the models, so that a rerun resumes)."""
+    arch, seed, method, fine_tune = job
+    return f"anchor/{arch}-s{seed}-{method}-ft{int(fine_tune)}"
+
+
 def _job(setting: cp.Setting, log: Callable[[str], None], job: tuple[str, int, str, bool]) -> list[dict[str, Any]]:
     arch, seed, method, fine_tune = job
     torch.set_num_threads(1)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*do not add up.*")
-        return run_model(setting, arch, seed, [method], fine_tune, log)
+        rows: list[dict[str, Any]] = setting.memo(
+            job_key(job), lambda: {"rows": run_model(setting, arch, seed, [method], fine_tune, log)}
+        )["rows"]
+        return rows
 
 
-def plan(ctx: Run, mode: str, short: bool) -> list[tuple[str, int, str, bool]]:
+def plan(ctx: Run, mode: str, name: str = "full") -> list[tuple[str, int, str, bool]]:
     """The jobs of a run, ``(arch, seed, method, fine_tune)``, longest first.
 
     The full plan runs every method on every seed of the MLP with fine-tuning (and the CNN as ``mode`` says).
     A short plan (``$NODEPRUNE_ANCHOR_PLAN=short``) runs the iterative methods per layer on the first seed only
-    and no global scope, the one-shot methods on every seed, and fine-tunes the first seed only.
+    and no global scope, the one-shot methods on every seed, and fine-tunes the first seed only; a medium one
+    (``medium``) also runs the iterative methods per layer on every seed and with global scope on the first.
     """
     jobs = []
     for arch in ("mlp", "cnn"):
@@ -468,9 +478,12 @@ def plan(ctx: Run, mode: str, short: bool) -> list[tuple[str, int, str, bool]]:
         for seed in seeds:
             for method in methods_for(arch, mode):
                 first = seed == ctx.seeds[0]
-                if short and method in ITERATIVE and (not first or ITERATIVE[method][1] == "global"):
+                scope = ITERATIVE.get(method, (None, ""))[1]
+                if name == "short" and scope and (not first or scope == "global"):
                     continue
-                fine_tune = not (arch == "cnn" and mode == "partial") and (first or not short)
+                if name == "medium" and scope == "global" and not first:
+                    continue
+                fine_tune = not (arch == "cnn" and mode == "partial") and (first or name == "full")
                 jobs.append((arch, seed, method, fine_tune))
     return sorted(jobs, key=lambda job: (job[2] not in ITERATIVE, job[0] != "cnn"))
 
@@ -478,9 +491,11 @@ def plan(ctx: Run, mode: str, short: bool) -> list[tuple[str, int, str, bool]]:
 def run(ctx: Run) -> None:
     setting = cp.setting(ctx)
     mode = cnn_mode(ctx.quick)
-    short = os.environ.get(PLAN_VARIABLE, "full") == "short"
+    plan_name = os.environ.get(PLAN_VARIABLE, "full")
+    if plan_name not in ("full", "medium", "short"):
+        raise ValueError(f"${PLAN_VARIABLE} must be 'full', 'medium' or 'short'; got {plan_name!r}")
     workers = int(os.environ.get(WORKERS_VARIABLE, "1"))
-    jobs = plan(ctx, mode, short)
+    jobs = plan(ctx, mode, plan_name)
     archs = sorted({job[0] for job in jobs}, key=["mlp", "cnn"].index)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*do not add up.*")  # the comparison shows what it warns about
@@ -507,7 +522,7 @@ def run(ctx: Run) -> None:
     ctx.text(
         f"{setting.summary()} Pruning set: the {len(setting.validation[1])} validation images; accuracy and loss on "
         f"the {len(setting.test[1])} test images. What ran: {ran} (CNN part: ${CNN_VARIABLE}={mode}; plan: "
-        f"{'short' if short else 'full'}). Every "
+        f"{plan_name}). Every "
         "per-layer method removes floor(ratio · size) nodes of every hidden layer; fine-tuning: one epoch of the "
         "training protocol's Adam on the 85 % part with the masks attached."
     )
