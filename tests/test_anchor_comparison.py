@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -98,3 +99,25 @@ def test_the_quick_run_writes_a_report_with_every_claim(tmp_path: Path, monkeypa
         assert f" {method} |" in text  # a row of every method
     assert (path.parent / "accuracy_vs_ratio_mlp.png").is_file()
     assert "0.876" in text  # the issue's numbers next to ours
+
+
+class Seeds:
+    """What plan() reads of a run: its seeds."""
+
+    seeds: ClassVar[list[int]] = [0, 1, 2]
+
+
+def test_the_full_plan_runs_every_method_on_every_seed_fine_tuned_and_the_short_ones_say_what_they_leave_out() -> None:
+    full = anchor.plan(Seeds(), "none", "full")  # type: ignore[arg-type]
+    assert len(full) == 3 * len(anchor.METHODS) and all(job[3] for job in full)
+    short = anchor.plan(Seeds(), "partial", "short")  # type: ignore[arg-type]
+    assert {(a, s, m) for a, s, m, _ in short if m in anchor.ITERATIVE} == {
+        ("mlp", 0, "exhaustive"),
+        ("mlp", 0, "greedy"),
+    }
+    assert {s for a, s, m, ft in short if ft} == {0} and all(not ft for a, *_, ft in short if a == "cnn")
+    assert {m for a, _, m, _ in short if a == "cnn"} == set(anchor.ONE_SHOT)
+    medium = anchor.plan(Seeds(), "none", "medium")  # type: ignore[arg-type]
+    assert {s for _, s, m, _ in medium if m == "exhaustive"} == {0, 1, 2}
+    assert {s for _, s, m, _ in medium if m.endswith("-global")} == {0}
+    assert medium[0][2] in anchor.ITERATIVE  # the longest jobs start first
