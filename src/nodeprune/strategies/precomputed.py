@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 from .._validation import check_instance, check_number, check_ratio, layer_names
@@ -13,6 +14,8 @@ from .ranking import Ranking, apply, ascending, check_common, full_scores, score
 __all__ = ["PreComputed"]
 
 DEFAULT_THRESHOLD = 1e-5
+FEW = 3
+"""Most nodes of one layer that ``PreComputed`` removes at once by single-node evaluations without a warning."""
 
 
 class PreComputed(Strategy):
@@ -46,6 +49,11 @@ class PreComputed(Strategy):
     -----
     Ties are broken deterministically: among equal scores the lower node index (and, globally, the earlier
     layer) is removed first.
+
+    With ``ratio`` and a scorer that evaluates nodes one by one (``scorer.evaluates_nodes``, e.g.
+    :class:`~nodeprune.LossDelta`), removing more than 3 nodes of a layer warns (a ``UserWarning``, once per
+    call): single-node loss deltas do not add up (Charpentier 2020, §4.5), and removing one node at a time
+    with rescoring (``Greedy(scorer, ratio=...)``) is far better at the same counts.
 
     References
     ----------
@@ -117,7 +125,26 @@ class PreComputed(Strategy):
         result.scores.update(ranking.scores)
         if self.ratio is not None:
             chosen = ranking.take(self.ratio)
+            warn_not_additive(self.scorer, self.ratio, chosen)
         else:
             threshold = DEFAULT_THRESHOLD if self.threshold is None else self.threshold
             chosen = ranking.walk(stop=lambda score: not score <= threshold)
         apply(masker, result, chosen)
+
+
+def warn_not_additive(scorer: Scorer, ratio: float, chosen: dict[str, list[tuple[int, float]]]) -> None:
+    """Warn (once) when many nodes of a layer are removed at once on single-node evaluations (E4 of the thesis)."""
+    most = max((len(picks) for picks in chosen.values()), default=0)
+    if not scorer.evaluates_nodes or most <= FEW:
+        return
+    name = type(scorer).__name__
+    warnings.warn(
+        f"PreComputed({name}, ratio={ratio:g}) removes up to {most} nodes of a layer at once, chosen by their "
+        "single-node scores; single-node loss deltas do not add up (Charpentier 2020, §4.5: removing all "
+        "pre-computed zero and worse nodes at once raises the test loss). On the Fashion-MNIST thesis MLP with "
+        "10 % of every hidden layer removed, the test accuracy is 0.756 with PreComputed(LossDelta, ratio=0.1), "
+        "0.876 removing one node at a time with rescoring and 0.785 removing random nodes. "
+        f"Use Greedy({name}(val), ratio={ratio:g}) (or Exhaustive) to remove one node at a time.",
+        UserWarning,
+        stacklevel=4,
+    )
