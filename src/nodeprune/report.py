@@ -119,10 +119,13 @@ def plot_series(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure = new_figure(figsize=(6.4, 4.2))
+    many = len(series) > 6
+    figure = new_figure(figsize=(8.6 if many else 6.4, 4.2))
     axis = figure.subplots()
-    for label, values in series.items():
-        axis.plot(x, values, marker="o", label=label)
+    styles = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]
+    for index, (label, values) in enumerate(series.items()):
+        line, marker = styles[(index // 10) % len(styles)]  # tab10 colours, then the next line style
+        axis.plot(x, values, linestyle=line, marker=marker, color=f"C{index % 10}", label=label)
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     axis.grid(alpha=0.3)
@@ -134,7 +137,10 @@ def plot_series(
         other.set_ylabel(secondary_label)
         more_handles, more_labels = other.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
-    axis.legend(handles, labels, loc="best")
+    if many:  # a legend of many entries beside the plot, not over the data
+        axis.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
+    else:
+        axis.legend(handles, labels, loc="best")
     if title:
         axis.set_title(title)
     figure.tight_layout()
