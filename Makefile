@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nodeprune-installed
-EXTRAS ?= dev,data,plot,docs
+EXTRAS ?= dev,data,plot,docs,transformers,timm
 
 .PHONY: venv demo test lint typecheck unit docs bench bench-quick clean
 
