@@ -6,8 +6,9 @@ place. See https://github.com/ (docs/) for the guides; the public names are list
 
 from ._version import __version__
 from .comparison import agreement, sweep
-from .evaluate import evaluate
+from .evaluate import Evaluation, evaluate
 from .interop import as_importance
+from .losses import CausalLMLoss, TokenCrossEntropy
 from .masker import Masker, NodeLayer
 from .scorers import Distinctiveness, LossDelta, Magnitude, Relevance, Retention, Scorer
 from .strategies import (
@@ -25,8 +26,10 @@ from .training import AdaptiveDropout
 
 __all__ = [
     "AdaptiveDropout",
+    "CausalLMLoss",
     "DeltaInterleaved",
     "Distinctiveness",
+    "Evaluation",
     "Exhaustive",
     "Greedy",
     "LossDelta",
@@ -42,6 +45,7 @@ __all__ = [
     "Retention",
     "Scorer",
     "Strategy",
+    "TokenCrossEntropy",
     "__version__",
     "agreement",
     "as_importance",

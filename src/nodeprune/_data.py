@@ -10,46 +10,28 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-Data = Any  # a DataLoader, an (X, y) tuple of tensors, or any iterable of (x, y) batches
+from ._batches import (  # noqa: F401  (re-exported: the data forms live there)
+    DEFAULT_BATCH_SIZE,
+    Data,
+    Inputs,
+    OutputChoice,
+    batches,
+    call_model,
+    data_tensors,
+    is_tensor_pair,
+    join_rows,
+    output_tensor,
+    output_tensors,
+    sample_count,
+    select_output,
+    take_rows,
+)
+from .losses import TokenCrossEntropy
+
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+TOKEN_LOSS = TokenCrossEntropy()  # the default loss of token logits (B, T, V) with labels (B, T)
 
-DEFAULT_BATCH_SIZE = 256
 INTEGER_TYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
-
-
-def output_tensors(output: object) -> list[torch.Tensor]:
-    """Every tensor in a model's output: a tensor, or tuples, lists and dicts of them (in order, nested)."""
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, (tuple, list)):
-        return [t for item in output for t in output_tensors(item)]
-    if isinstance(output, Mapping):
-        return [t for item in output.values() for t in output_tensors(item)]
-    return []
-
-
-def output_tensor(output: object) -> torch.Tensor:
-    """The tensor a model's output stands for: the output itself, its ``.logits``, or its first tensor.
-
-    A tuple or list gives its first tensor (``(logits, aux)``, nested tuples included); a dict or a
-    transformers-style ``ModelOutput`` (a dict subclass) gives its ``logits`` attribute or key when present,
-    else its first tensor value. Anything else without a tensor is a TypeError. Layer discovery reads the
-    model's output with the same rule, so the output layer is the one that produces this tensor.
-    """
-    if isinstance(output, torch.Tensor):
-        return output
-    logits = getattr(output, "logits", None)
-    if not isinstance(logits, torch.Tensor) and isinstance(output, Mapping):
-        logits = output.get("logits")
-    if isinstance(logits, torch.Tensor):
-        return logits
-    tensors = output_tensors(output)
-    if tensors:
-        return tensors[0]
-    raise TypeError(
-        f"the model returned a {type(output).__name__} without a tensor; nodeprune reads a tensor, a tuple or "
-        "list (its first tensor) or a dict / ModelOutput (its 'logits', else its first tensor): return one of them"
-    )
 
 
 def loss_name(loss_fn: LossFunction | None) -> str:
@@ -90,57 +72,47 @@ def input_kind(model: nn.Module) -> tuple[torch.dtype | None, bool]:
     return (next(iter(dtypes)) if len(dtypes) == 1 else None), embeds
 
 
-def is_tensor_pair(data: object) -> bool:
-    return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(part, torch.Tensor) for part in data)
+def resolved_loss(output: torch.Tensor, target: torch.Tensor, loss_fn: LossFunction | None) -> LossFunction | None:
+    """``loss_fn``, or for the default loss the token cross-entropy when the output is token logits.
 
-
-def batches(data: Data, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(x, y)`` batches from a DataLoader, an ``(X, y)`` tuple of tensors or an iterable of batches.
-
-    An ``(X, y)`` tuple is cut into batches of ``batch_size`` samples (the Keras ``evaluate`` default of
-    the thesis is 256). Raises ValueError for empty data and TypeError for anything else.
+    The default (``loss_fn=None``) reads token logits ``(B, T, V)`` with integer labels ``(B, T)`` as
+    :class:`~nodeprune.losses.TokenCrossEntropy` (labels at the same position; never shifted: next-token
+    prediction needs :class:`~nodeprune.losses.CausalLMLoss`); every other shape is class cross-entropy with
+    the classes on dimension 1, as ``F.cross_entropy``. When ``T == V`` both readings fit the labels' shape:
+    a ValueError asks for an explicit loss.
     """
-    if is_tensor_pair(data):
-        inputs, targets = data
-        if inputs.shape[0] != targets.shape[0]:
-            raise ValueError(f"X and y hold different numbers of samples: {inputs.shape[0]} and {targets.shape[0]}")
-        if inputs.shape[0] == 0:
-            raise ValueError("data is empty: X has no samples")
-        for start in range(0, inputs.shape[0], batch_size):
-            yield inputs[start : start + batch_size], targets[start : start + batch_size]
-        return
-    if isinstance(data, torch.Tensor) or not isinstance(data, Iterable):
-        raise TypeError(
-            "data must be a DataLoader, an (X, y) tuple of tensors or an iterable of (x, y) batches; "
-            f"got {type(data).__name__}"
+    if loss_fn is not None or output.dim() != 3 or target.dim() != 2 or target.dtype not in INTEGER_TYPES:
+        return loss_fn
+    tokens = tuple(target.shape) == tuple(output.shape[:2])
+    if tokens and output.shape[1] == output.shape[2]:
+        raise ValueError(
+            f"the model's output of shape {tuple(output.shape)} with labels of shape {tuple(target.shape)} can be "
+            "read as token logits (batch, tokens, vocabulary) or as class logits on dimension 1 (batch, classes, "
+            "positions); nodeprune does not guess: pass loss_fn=npr.TokenCrossEntropy() (or npr.CausalLMLoss() "
+            "for next-token prediction), or a loss_fn of your own"
         )
-    empty = True
-    for batch in data:
-        if not is_tensor_pair(batch):
-            raise TypeError(
-                "every batch of data must be an (x, y) pair of tensors; got "
-                + (
-                    f"a {type(batch).__name__} of length {len(batch)}"
-                    if hasattr(batch, "__len__")
-                    else type(batch).__name__
-                )
-            )
-        if batch[0].shape[0] == 0:
-            continue
-        empty = False
-        yield batch[0], batch[1]
-    if empty:
-        raise ValueError("data is empty: it yielded no samples")
+    return TOKEN_LOSS if tokens else None
 
 
 def batch_loss(output: torch.Tensor, target: torch.Tensor, loss_fn: LossFunction | None) -> torch.Tensor:
     """The summed loss of one batch as a float64 scalar tensor.
 
-    The default is the cross-entropy of class logits, computed from float64 logits. A user ``loss_fn``
-    may return one loss per sample (summed here in float64) or the batch mean (multiplied by the batch
-    size).
+    The default is the cross-entropy of class logits, computed from float64 logits (token logits: see
+    :func:`resolved_loss`). A user ``loss_fn`` may return one loss per sample (summed here in float64) or
+    the batch mean (multiplied by the batch size). A token loss (:class:`~nodeprune.losses.TokenCrossEntropy`)
+    gives the sum over its tokens.
     """
     return _loss(output, target, loss_fn, per_sample=False)
+
+
+def loss_weights(output: torch.Tensor, target: torch.Tensor, loss_fn: LossFunction | None) -> torch.Tensor | None:
+    """Per sample, the float64 number of terms its loss sums (tokens of a token loss); None: one per sample.
+
+    The mean loss over data is the sum of every sample's loss divided by the sum of these weights: the mean
+    over tokens for token losses, over samples otherwise.
+    """
+    loss = resolved_loss(output, target, loss_fn)
+    return loss.counts(output, target) if isinstance(loss, TokenCrossEntropy) else None
 
 
 def losses_and_hits(
@@ -149,17 +121,21 @@ def losses_and_hits(
     """Per sample: the float64 loss (None for a ``loss_fn`` returning the batch mean) and the int64 hit (or None).
 
     The default cross-entropy of class logits equals ``F.cross_entropy`` of float64 logits (to 1e-15) and
-    shares the arg-max with the hits (first maximum, as ``argmax``).
+    shares the arg-max with the hits (first maximum, as ``argmax``). For a token loss both are sums over the
+    sample's tokens (loss and number of tokens predicted right).
     """
-    if loss_fn is None and output.dim() == 2 and target.dim() == 1 and target.dtype in INTEGER_TYPES:
+    loss = resolved_loss(output, target, loss_fn)
+    if isinstance(loss, TokenCrossEntropy):
+        return loss.sums(output, target)[0], loss.hits(output, target)
+    if loss is None and output.dim() == 2 and target.dim() == 1 and target.dtype in INTEGER_TYPES:
         top, index = output.max(dim=1)
         logits = output.double()
         shift = top.double()
         total = torch.exp(logits - shift.unsqueeze(1)).sum(dim=1)
-        loss = shift + torch.log(total) - logits.gather(1, target.long().unsqueeze(1)).squeeze(1)
-        return loss, (index == target).long()
+        values = shift + torch.log(total) - logits.gather(1, target.long().unsqueeze(1)).squeeze(1)
+        return values, (index == target).long()
     hits = correct(output, target)
-    return sample_losses(output, target, loss_fn), None if hits is None else hits.long()
+    return sample_losses(output, target, loss), None if hits is None else hits.long()
 
 
 def sample_losses(output: torch.Tensor, target: torch.Tensor, loss_fn: LossFunction | None) -> torch.Tensor | None:
@@ -187,8 +163,12 @@ def _loss(
     The default cross-entropy reduces inside ``F.cross_entropy`` (``"sum"`` or ``"none"``). A ``loss_fn``'s
     batch mean becomes the batch total (mean × batch size), or None per sample. Its per-sample losses are
     summed in float64: all of them for the batch total; per sample, every value of a sample's row (token
-    losses (B, T)), which needs one row per sample.
+    losses (B, T)), which needs one row per sample. A token loss gives its per-sample sums over tokens.
     """
+    loss_fn = resolved_loss(output, target, loss_fn)
+    if isinstance(loss_fn, TokenCrossEntropy):
+        sums = loss_fn.sums(output, target)[0]
+        return sums if per_sample else sums.sum()
     if loss_fn is None:
         labels = target.long() if target.dtype in INTEGER_TYPES else target  # int32 labels as int64: equal results
         return F.cross_entropy(output.double(), labels, reduction="none" if per_sample else "sum")
@@ -210,12 +190,13 @@ def _loss(
 
 def check_batch(
     model_device: torch.device,
-    inputs: torch.Tensor,
+    inputs: Inputs,
     targets: torch.Tensor,
     kind: tuple[torch.dtype | None, bool] = (None, True),
 ) -> None:
     """Clear errors for a batch on another device than the model, or of another dtype (``kind``: :func:`input_kind`)."""
-    for name, tensor in (("inputs", inputs), ("labels", targets)):
+    named = inputs.items() if isinstance(inputs, Mapping) else [("inputs", inputs)]
+    for name, tensor in (*named, ("labels", targets)):
         if tensor.device != model_device:
             raise ValueError(
                 f"the model is on {model_device} but the data's {name} are on {tensor.device}; move one of them"
@@ -223,10 +204,19 @@ def check_batch(
     check_inputs(inputs, kind)
 
 
-def check_inputs(inputs: torch.Tensor, kind: tuple[torch.dtype | None, bool]) -> None:
-    """A TypeError for inputs of another dtype than the model's (``kind``: :func:`input_kind`)."""
+def check_inputs(inputs: Inputs, kind: tuple[torch.dtype | None, bool]) -> None:
+    """A TypeError for inputs of another dtype than the model's (``kind``: :func:`input_kind`).
+
+    Keyword inputs: only their floating tensors are checked (``attention_mask`` and token ids are integers
+    by design).
+    """
     dtype, embeds = kind
     if dtype is None:
+        return
+    if isinstance(inputs, Mapping):
+        for tensor in inputs.values():
+            if tensor.is_floating_point():
+                check_inputs(tensor, kind)
         return
     if inputs.is_floating_point() and inputs.dtype != dtype:
         raise TypeError(
@@ -271,6 +261,10 @@ def check_output(output: torch.Tensor, targets: torch.Tensor, loss_fn: LossFunct
 
     With a user ``loss_fn`` the labels are its business: only the range of integer class labels is checked.
     """
+    loss = resolved_loss(output, targets, loss_fn)
+    if isinstance(loss, TokenCrossEntropy):
+        loss.check(output, targets)
+        return
     if loss_fn is None:
         check_labels(output, targets)
     if targets.dtype in INTEGER_TYPES and output.dim() >= 2:

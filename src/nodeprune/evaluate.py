@@ -6,23 +6,77 @@ import torch
 from torch import nn
 
 from ._ablation import Outcomes, ablate, reuse
+import math
+
 from ._data import (
     DEFAULT_BATCH_SIZE,
     Data,
     LossFunction,
+    OutputChoice,
     batch_loss,
     batches,
+    call_model,
     check_batch,
     check_finite_loss,
     check_output,
     correct,
     input_kind,
-    output_tensor,
+    loss_weights,
+    resolved_loss,
+    sample_count,
+    select_output,
 )
 from ._guard import model_device, preserved_mode
 from ._validation import check_callable, check_int, invalid
+from .losses import TokenCrossEntropy
 
-__all__ = ["Data", "LossFunction", "Outcomes", "ablate", "batch_loss", "batches", "evaluate", "reuse"]
+__all__ = [
+    "Data",
+    "Evaluation",
+    "LossFunction",
+    "Outcomes",
+    "ablate",
+    "batch_loss",
+    "batches",
+    "evaluate",
+    "reuse",
+]
+
+
+class Evaluation(tuple[float, float]):
+    """The result of :func:`evaluate`: the pair ``(loss, accuracy)``, with more as attributes.
+
+    It unpacks and compares as the pair (``loss, accuracy = npr.evaluate(...)``).
+
+    Attributes
+    ----------
+    loss : float
+        The mean loss: over samples, or over (non-ignored) tokens for a token loss.
+    accuracy : float
+        The fraction of samples (tokens for a token loss) whose arg-max output is the label; NaN when labels
+        are not class indices.
+    perplexity : float
+        ``exp(loss)`` for a token loss (:class:`~nodeprune.losses.TokenCrossEntropy`,
+        :class:`~nodeprune.losses.CausalLMLoss`, or the default on token logits); NaN for other losses.
+    count : int
+        The number of terms of the mean: samples, or tokens for a token loss.
+    """
+
+    loss: float
+    accuracy: float
+    perplexity: float
+    count: int
+
+    def __new__(cls, loss: float, accuracy: float, perplexity: float, count: int) -> Evaluation:
+        result = super().__new__(cls, (loss, accuracy))
+        result.loss, result.accuracy, result.perplexity, result.count = loss, accuracy, perplexity, count
+        return result
+
+    def __repr__(self) -> str:
+        return (
+            f"Evaluation(loss={self.loss!r}, accuracy={self.accuracy!r}, perplexity={self.perplexity!r}, "
+            f"count={self.count})"
+        )
 
 
 def evaluate(
@@ -31,35 +85,47 @@ def evaluate(
     loss_fn: LossFunction | None = None,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
-) -> tuple[float, float]:
+    output: OutputChoice = None,
+) -> Evaluation:
     """Mean loss and accuracy of ``model`` over ``data``, in eval mode and without gradients.
 
     Parameters
     ----------
     model : nn.Module
         The model; its train/eval flags are restored afterwards.
-    data : DataLoader, (X, y) tuple of tensors, or iterable of (x, y) batches
-        The samples, on the model's device, with inputs of the model's dtype. Labels are class indices
-        of any integer dtype (int32 gives the results of int64), one per output row, for the default loss
-        and for accuracy; with a ``loss_fn``, any targets it takes (float targets for a regression).
+    data : DataLoader, (X, y) tuple of tensors, (inputs dict, y) pair, dict with "labels", or iterable of batches
+        The samples, on the model's device, with inputs of the model's dtype. Inputs are a tensor
+        (``model(x)``) or a dict of keyword tensors (``model(**inputs)``: ``input_ids``, ``attention_mask``,
+        ``pixel_values``); a batch dict's ``labels`` entry is taken out and used as the targets. Labels are
+        class indices of any integer dtype (int32 gives the results of int64), one per output row, for the
+        default loss and for accuracy, or token labels ``(B, T)`` for token logits ``(B, T, V)``; with a
+        ``loss_fn``, any targets it takes (float targets for a regression).
     loss_fn : callable, default=None
         ``loss_fn(output, target)`` returning one loss per sample (or one row per sample, summed) or the
         batch mean; it must be finite. None means the cross-entropy of class logits (the thesis's
-        categorical cross-entropy on a softmax output).
+        categorical cross-entropy on a softmax output), or of token logits ``(B, T, V)`` against labels
+        ``(B, T)`` at the same position (:class:`~nodeprune.losses.TokenCrossEntropy`, ``ignore_index=-100``).
+        Next-token prediction is never guessed: pass :class:`~nodeprune.losses.CausalLMLoss`.
     batch_size : int, default=256
-        Batch size used to cut an ``(X, y)`` tuple (Keras ``evaluate``'s default, used by the thesis).
+        Batch size used to cut whole data given as tensors (Keras ``evaluate``'s default, used by the thesis).
+    output : str, int or callable, default=None
+        Which tensor of the model's output the loss reads: None for the output itself, its ``logits`` or its
+        first tensor; a key (str) of a dict / ``ModelOutput``; an index (int) of a tuple; or a callable
+        ``output(model_output) -> Tensor``.
 
     Returns
     -------
-    (float, float)
-        The mean loss over all samples, accumulated in float64, and the fraction of samples whose arg-max
-        output is the label (NaN when labels are not class indices).
+    Evaluation
+        The pair ``(loss, accuracy)``: the mean loss, accumulated in float64, over all samples (over all
+        non-ignored tokens for a token loss), and the fraction of samples (tokens) whose arg-max output is
+        the label (NaN when labels are not class indices); ``.perplexity`` is ``exp(loss)`` for token losses.
 
     Notes
     -----
     The model may return a tensor, a tuple or list (its first tensor is the output), or a dict or a
     transformers-style ``ModelOutput`` (its ``logits``, else its first tensor); the same rule holds in
-    every scorer and strategy. What is refused: ``docs/errors.md``, "Data, labels and losses".
+    every scorer and strategy. What is refused: ``docs/errors.md``, "Data, labels and losses" and
+    "HuggingFace inputs and losses".
 
     Examples
     --------
@@ -76,19 +142,33 @@ def evaluate(
     device = model_device(model)
     kind = input_kind(model)
     total = torch.zeros((), dtype=torch.float64)
+    weight = torch.zeros((), dtype=torch.float64)
     hits = 0
-    count = 0
     classified = True
+    tokens = False
     with preserved_mode(model, train=False), torch.no_grad():
         for inputs, targets in batches(data, batch_size):
             check_batch(device, inputs, targets, kind)
-            output = output_tensor(model(inputs))
-            check_output(output, targets, loss_fn)
-            total += batch_loss(output, targets, loss_fn).cpu()
-            found = correct(output, targets)
+            result = select_output(call_model(model, inputs), output)
+            check_output(result, targets, loss_fn)
+            total += batch_loss(result, targets, loss_fn).cpu()
+            loss = resolved_loss(result, targets, loss_fn)
+            counts = loss_weights(result, targets, loss_fn)
+            weight += sample_count(inputs) if counts is None else counts.sum().cpu()
+            if isinstance(loss, TokenCrossEntropy):
+                tokens = True
+                hits += int(loss.hits(result, targets).sum())
+                continue
+            found = correct(result, targets)
             classified &= found is not None
             hits += 0 if found is None else int(found.sum())
-            count += inputs.shape[0]
-    loss = float(total) / count
-    check_finite_loss(loss, loss_fn)
-    return loss, (hits / count if classified else float("nan"))
+    if float(weight) == 0:
+        raise ValueError(
+            "every label of the data is ignore_index: the token loss has no token to average over; "
+            "check the labels (-100 marks positions to ignore)"
+        )
+    mean = float(total) / float(weight)
+    check_finite_loss(mean, loss_fn)
+    accuracy = hits / float(weight) if classified else float("nan")
+    perplexity = (math.exp(mean) if mean < 700 else math.inf) if tokens else math.nan
+    return Evaluation(mean, accuracy, perplexity, int(weight))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -48,10 +48,14 @@ class Masker:
     model : nn.Module
         The model. It is never modified: masks act through hooks that exist only inside
         :meth:`applied` or between :meth:`attach` and :meth:`detach`.
-    example_inputs : Tensor or tuple of Tensor
-        Inputs the model's forward accepts (a batch of one is enough). Used to find the layers in forward
-        order, to trace the channel dependencies with torch-pruning, and to count MACs. An empty batch, a dict of
-        keyword tensors and tensors made under ``torch.inference_mode()`` are refused.
+    example_inputs : Tensor, tuple of Tensor, or dict of str to Tensor
+        Inputs the model's forward accepts (a batch of one is enough): positional tensors, or keyword tensors
+        as transformers models take them (``{"input_ids": ..., "attention_mask": ...}``, ``pixel_values``;
+        the call is ``model(**example_inputs)``, bound to the forward's parameters by name and kept in
+        ``self.example_inputs`` as the equivalent positional tuple). Used to find the layers in forward
+        order, to trace the channel dependencies with torch-pruning, and to count MACs. An empty batch, keys
+        that are not positional parameters of the forward, and tensors made under ``torch.inference_mode()``
+        are refused.
     layers : list of str, default=None
         Module names to treat as layers. None means every Conv1d/2d/3d and Linear module that the forward
         calls, except the output layers and the modules whose output reaches no returned tensor.
@@ -105,13 +109,13 @@ class Masker:
     def __init__(
         self,
         model: nn.Module,
-        example_inputs: torch.Tensor | Sequence[torch.Tensor],
+        example_inputs: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, torch.Tensor],
         *,
         layers: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
     ) -> None:
         self.model = check_model(model)
-        self.example_inputs = as_inputs(example_inputs)
+        self.example_inputs = as_inputs(example_inputs, model)
         plan: Discovery = discover(model, self.example_inputs, layers, exclude)
         if not plan.layers:
             raise ValueError("no layer left to mask: every candidate Conv/Linear module was excluded")

@@ -34,7 +34,17 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .._data import Data, LossFunction, batches, check_batch, check_finite_loss, input_kind, is_tensor_pair
+from .._data import (
+    Data,
+    Inputs,
+    LossFunction,
+    OutputChoice,
+    batches,
+    check_batch,
+    check_finite_loss,
+    data_tensors,
+    input_kind,
+)
 from .._guard import model_device, preserved_mode
 from ..masker import Masker, NodeLayer
 from .passes import baseline, prepare, prepare_many, run_pass
@@ -115,11 +125,8 @@ def _version(tensor: torch.Tensor) -> int:
 
 def _data_state(data: Data) -> tuple[object, ...] | None:
     """Version counters of the data tensors, or None when the data cannot be reused safely."""
-    if is_tensor_pair(data):
-        return tuple((t.data_ptr(), _version(t)) for t in data)
-    if isinstance(data, (list, tuple)) and all(is_tensor_pair(b) for b in data):
-        return tuple((t.data_ptr(), _version(t)) for b in data for t in b)
-    return None
+    tensors = data_tensors(data)
+    return None if tensors is None else tuple((t.data_ptr(), _version(t)) for t in tensors)
 
 
 def _model_state(masker: Masker) -> tuple[object, ...]:
@@ -141,6 +148,7 @@ def ablate(
     *,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     progress: bool = True,
+    output: OutputChoice = None,
 ) -> Outcomes:
     """Loss and accuracy of the masked model without each of ``nodes`` of ``layer``, one at a time.
 
@@ -152,20 +160,24 @@ def ablate(
         The layer (``masker.layer(name)``).
     nodes : Tensor
         Valid, distinct node indices (int64).
-    data : DataLoader, (X, y) tuple of tensors, or iterable of (x, y) batches
-        The samples, on the model's device.
+    data : DataLoader, (X, y) tuple of tensors, (inputs dict, y) pair, dict with "labels", or iterable of batches
+        The samples, on the model's device (the forms of :func:`nodeprune.evaluate`).
     loss_fn : callable, default=None
-        As in :func:`nodeprune.evaluate`; None means the cross-entropy of class logits.
+        As in :func:`nodeprune.evaluate`; None means the cross-entropy of class logits (of token logits
+        ``(B, T, V)`` against labels ``(B, T)``). For a token loss a sample's loss is the sum over its tokens
+        and the mean divides by the number of tokens, so scores are token means as in ``evaluate``.
     block_bytes : int, default=8 MiB
         Activation memory of one batched pass (at least 128 node–sample pairs). nodeprune default, not from
         the paper: on a 2-core machine, passes of about 5000 pairs of the thesis's MLP were fastest.
     progress : bool, default=True
         Show a progress bar (only on a terminal; never inside a quiet :func:`reuse` block).
+    output : str, int or callable, default=None
+        Which tensor of the model's output the loss reads, as in :func:`nodeprune.evaluate`.
     """
     model = masker.model
     device = model_device(model)
     session = _SESSION.get()
-    key = (id(masker), id(layer.module), id(data), id(loss_fn))
+    key = (id(masker), id(layer.module), id(data), id(loss_fn), id(output))
     data_state = _data_state(data) if session is not None else None
     with preserved_mode(model, train=False), torch.no_grad(), masker.applied():
         plan = None
@@ -190,18 +202,23 @@ def ablate(
             if entry_b is not None and entry_b[0] == base_valid:
                 base = entry_b[1]
         if base is None:
-            base = baseline(masker, layer, plan, loss_fn, block_bytes)
+            base = baseline(masker, layer, plan, loss_fn, block_bytes, output)
             if plan.bytes_per_row <= 0:
                 plan = plan.measured(base.bytes_per_row)  # the next baseline sizes its blocks by it
                 if session is not None and valid is not None:
                     session.plans[key] = (valid, plan)
             if session is not None and base_valid is not None:
                 session.baselines[key] = (base_valid, base)
-        return _evaluate_nodes(masker, layer, nodes, plan, base, loss_fn, block_bytes, progress, session)
+        return _evaluate_nodes(masker, layer, nodes, plan, base, loss_fn, block_bytes, progress, session, output)
 
 
 def prime(
-    masker: Masker, layers: list[NodeLayer], data: Data, loss_fn: LossFunction | None, budget: int = SHARED_BUDGET
+    masker: Masker,
+    layers: list[NodeLayer],
+    data: Data,
+    loss_fn: LossFunction | None,
+    budget: int = SHARED_BUDGET,
+    output: OutputChoice = None,
 ) -> None:
     """Inside :func:`reuse`: prepare all ``layers`` with one prefix run, so that scoring them runs it once.
 
@@ -222,16 +239,16 @@ def prime(
     state = _model_state(masker)
     for layer in layers:
         if layer.name in plans:
-            key = (id(masker), id(layer.module), id(data), id(loss_fn))
+            key = (id(masker), id(layer.module), id(data), id(loss_fn), id(output))
             valid = (state, _masks_state(masker, skip=layer.name), data_state)
             session.plans[key] = (valid, plans[layer.name])
 
 
 def _checked(
-    stream: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    stream: Iterator[tuple[Inputs, torch.Tensor]],
     device: torch.device,
     kind: tuple[torch.dtype | None, bool],
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+) -> Iterator[tuple[Inputs, torch.Tensor]]:
     for inputs, targets in stream:
         check_batch(device, inputs, targets, kind)
         yield inputs, targets
@@ -247,8 +264,9 @@ def _evaluate_nodes(
     block_bytes: int,
     progress: bool,
     session: _Session | None,
+    output: OutputChoice = None,
 ) -> Outcomes:
-    count = plan.rows
+    count = base.count  # samples, or tokens of a token loss
     mask = masker.mask(layer.name)
     live = mask[nodes]
     candidates = nodes[live]
@@ -274,7 +292,7 @@ def _evaluate_nodes(
                 stop = start + per_pass
                 which = which_all[start:stop]
                 loss_change, hit_change = run_pass(
-                    masker, plan, base, nodes_all[start:stop], rows_all[start:stop], loss_fn
+                    masker, plan, base, nodes_all[start:stop], rows_all[start:stop], loss_fn, output
                 )
                 delta.index_add_(0, which, loss_change)
                 if hit_change is not None:
@@ -307,7 +325,12 @@ def _pairs_per_pass(plan: LayerPlan, block_bytes: int) -> int:
 
 
 def batch_hint(
-    masker: Masker, layer: NodeLayer, data: Data, loss_fn: LossFunction | None, block_bytes: int
+    masker: Masker,
+    layer: NodeLayer,
+    data: Data,
+    loss_fn: LossFunction | None,
+    block_bytes: int,
+    output: OutputChoice = None,
 ) -> int | None:
     """How many candidates of ``layer`` fill about sixteen passes, once the current session prepared the layer.
 
@@ -315,7 +338,7 @@ def batch_hint(
     that a strategy can size its chunks without changing its results.
     """
     session = _SESSION.get()
-    entry = None if session is None else session.plans.get((id(masker), id(layer.module), id(data), id(loss_fn)))
+    entry = None if session is None else session.plans.get((id(masker), id(layer.module), id(data), id(loss_fn), id(output)))
     if entry is None or entry[1].bytes_per_row <= 0:
         return None
     return max(1, 16 * _pairs_per_pass(entry[1], block_bytes) // entry[1].rows)

@@ -15,7 +15,19 @@ from types import MappingProxyType
 import torch
 from torch import nn
 
-from .._data import LossFunction, check_finite_loss, check_output, losses_and_hits, output_tensor
+from .._data import (
+    Inputs,
+    LossFunction,
+    OutputChoice,
+    call_model,
+    check_finite_loss,
+    check_output,
+    join_rows,
+    loss_weights,
+    losses_and_hits,
+    select_output,
+    take_rows,
+)
 from .._guard import weight_of
 from .._masking.probe import measure_outputs, probe
 from ..masker import Masker, NodeLayer
@@ -27,21 +39,30 @@ from .suffix import SplitError, SuffixSplit, prefix_of, split_model, trace_model
 FIRST_BLOCK = 1024
 
 
-def _joined(values: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat(values) if len(values) > 1 else values[0]
+_joined = join_rows
+KEYWORD_INPUTS = "the model takes keyword inputs (a dict), which nodeprune's torch.fx cut does not trace"
 
 
-def prepare(masker: Masker, layer: NodeLayer, stream: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> LayerPlan:
+def _copied(inputs: Inputs) -> Inputs:
+    """A copy of a batch's inputs (the model may work in place on them)."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs.clone()
+    return {key: value.clone() for key, value in inputs.items()}
+
+
+def prepare(masker: Masker, layer: NodeLayer, stream: Iterator[tuple[Inputs, torch.Tensor]]) -> LayerPlan:
     """Run the prefix once over the data (or keep the inputs when the model cannot be cut)."""
     sites = layer_sites(masker, layer)
-    inputs, targets = [], []
+    inputs: list[Inputs] = []
+    targets = []
     first_inputs, first_targets = next(stream)
     split: SuffixSplit | None = None
-    reason = ""
-    try:
-        split = split_model(masker.model, [s.name for s in sites], (first_inputs,))
-    except SplitError as error:
-        reason = str(error)
+    reason = KEYWORD_INPUTS
+    if isinstance(first_inputs, torch.Tensor):
+        try:
+            split = split_model(masker.model, [s.name for s in sites], (first_inputs,))
+        except SplitError as error:
+            reason = str(error)
     cuts: list[list[torch.Tensor]] = []
     site_inputs: list[torch.Tensor] = []
     for x, y in _chain(first_inputs, first_targets, stream):
@@ -49,7 +70,7 @@ def prepare(masker: Masker, layer: NodeLayer, stream: Iterator[tuple[torch.Tenso
         if split is None:
             inputs.append(x)
             continue
-        values = split.prefix(x)
+        values = split.prefix(x)  # type: ignore[arg-type]  # a tensor: a split needs one
         cuts.append(list(values[:-1]))
         site_inputs.append(values[-1])
     if split is None:
@@ -65,7 +86,7 @@ def prepare(masker: Masker, layer: NodeLayer, stream: Iterator[tuple[torch.Tenso
 
 
 def prepare_many(
-    masker: Masker, layers: list[NodeLayer], stream: Iterator[tuple[torch.Tensor, torch.Tensor]], budget: int
+    masker: Masker, layers: list[NodeLayer], stream: Iterator[tuple[Inputs, torch.Tensor]], budget: int
 ) -> dict[str, LayerPlan]:
     """Prepare several layers with one prefix run over the data, when their cut values fit in ``budget`` bytes.
 
@@ -73,6 +94,8 @@ def prepare_many(
     others are prepared one by one by :func:`prepare` as usual.
     """
     first_inputs, first_targets = next(stream)
+    if not isinstance(first_inputs, torch.Tensor):
+        return {}
     try:
         trace = trace_model(masker.model, (first_inputs,))
     except SplitError:
@@ -97,7 +120,7 @@ def prepare_many(
         return {}
     collected: list[list[torch.Tensor]] = [[] for _ in names]
     for x, _ in batches:
-        for bucket, value in zip(collected, prefix(x), strict=True):
+        for bucket, value in zip(collected, prefix(x), strict=True):  # type: ignore[arg-type]
             bucket.append(value)
     values = {name: _joined(bucket) for name, bucket in zip(names, collected, strict=True)}
     targets = _joined([y for _, y in batches])
@@ -115,20 +138,20 @@ def prepare_many(
 
 
 def _chain(
-    x: torch.Tensor, y: torch.Tensor, rest: Iterator[tuple[torch.Tensor, torch.Tensor]]
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    x: Inputs, y: torch.Tensor, rest: Iterator[tuple[Inputs, torch.Tensor]]
+) -> Iterator[tuple[Inputs, torch.Tensor]]:
     yield x, y
     yield from rest
 
 
 def _forward_all(
-    model: nn.Module, plan: LayerPlan, start: int, stop: int
+    model: nn.Module, plan: LayerPlan, start: int, stop: int, choice: OutputChoice
 ) -> tuple[torch.Tensor, dict[str, list[torch.Tensor]], torch.Tensor | None, torch.Tensor | None]:
     """The model's output on rows [start, stop) and each site's values (inputs; outputs of own-output sites)."""
     if plan.split is None:
         assert plan.inputs is not None
         with probe(plan.modules, observe_inputs=plan.consumers, observe_outputs=plan.owners) as seen:
-            output = output_tensor(model(plan.inputs[start:stop].clone()))  # the model may work in place
+            output = select_output(call_model(model, _copied(take_rows(plan.inputs, slice(start, stop)))), choice)
         return output, {**seen.inputs, **seen.outputs}, None, None
     split, first = plan.split, plan.first
     assert plan.site_input is not None
@@ -138,7 +161,9 @@ def _forward_all(
     later = split.later
     with probe(plan.modules, observe_inputs=later) as seen_later:  # copies: the suffix may work in place
         cut = [c[start:stop].clone() for c in plan.cut]
-        output = output_tensor(split.suffix(site_output.clone(), *cut, *([1.0] * len(later)), *([0.0] * len(later))))
+        output = select_output(
+            split.suffix(site_output.clone(), *cut, *([1.0] * len(later)), *([0.0] * len(later))), choice
+        )
     values = dict(seen_later.inputs)
     values[first.name] = [site_output if first.output else site_input]  # type: ignore[list-item]
     return output, values, site_input, site_output
@@ -152,7 +177,12 @@ def _rows_per_block(bytes_per_row: float, block_bytes: int) -> int:
 
 
 def baseline(
-    masker: Masker, layer: NodeLayer, plan: LayerPlan, loss_fn: LossFunction | None, block_bytes: int
+    masker: Masker,
+    layer: NodeLayer,
+    plan: LayerPlan,
+    loss_fn: LossFunction | None,
+    block_bytes: int,
+    choice: OutputChoice = None,
 ) -> Baseline:
     """Per-sample losses, hits and node activity of the model as currently masked, and the pass tables.
 
@@ -170,16 +200,17 @@ def baseline(
     shapes: dict[str, int] = {}
     mean_only = False
     total = torch.zeros((), dtype=torch.float64)
+    count = 0.0  # terms of the mean: samples, or the non-ignored tokens of a token loss
     bytes_per_row = plan.bytes_per_row
     start = 0
     while start < rows:
         stop = min(rows, start + _rows_per_block(bytes_per_row, block_bytes))
         if bytes_per_row <= 0:
             with measure_outputs(masker.model) as measured:
-                output, values, seen_input, seen_output = _forward_all(masker.model, plan, start, stop)
+                output, values, seen_input, seen_output = _forward_all(masker.model, plan, start, stop, choice)
             bytes_per_row = 2.0 * measured[0] / (stop - start)
         else:
-            output, values, seen_input, seen_output = _forward_all(masker.model, plan, start, stop)
+            output, values, seen_input, seen_output = _forward_all(masker.model, plan, start, stop, choice)
         if start == 0:
             device = output.device
             losses, active = losses.to(device), active.to(device)
@@ -195,6 +226,8 @@ def baseline(
         targets = plan.targets[start:stop]
         check_output(output, targets, loss_fn)
         per_sample, hit = losses_and_hits(output, targets, loss_fn)
+        weights = loss_weights(output, targets, loss_fn)
+        count += (stop - start) if weights is None else float(weights.sum())
         if per_sample is None:
             mean_only = True
             total += loss_fn(output, targets).double().cpu() * (stop - start)  # type: ignore[misc]
@@ -218,7 +251,12 @@ def baseline(
             )
             site_input[start:stop] = seen_input
         start = stop
-    mean_loss = float(total) / rows
+    if count == 0:
+        raise ValueError(
+            "every label of the data is ignore_index: the token loss has no token to average over; "
+            "check the labels (-100 marks positions to ignore)"
+        )
+    mean_loss = float(total) / count
     check_finite_loss(mean_loss, loss_fn)
     if same_input and site_input is not None:
         site_input = plan.site_input  # the consumer saw the prefix's values unchanged: no copy
@@ -226,8 +264,9 @@ def baseline(
     columns, weight_rows, planes = first_site_tables(plan, site_input, weight)
     return Baseline(
         loss=mean_loss,
-        accuracy=float(hits.double().mean()) if hits is not None else float("nan"),
+        accuracy=float(hits.double().sum()) / count if hits is not None else float("nan"),
         hits=float(hits.sum()) if hits is not None else None,
+        count=count,
         losses=None if mean_only else losses,
         outputs=torch.cat(outputs) if mean_only else None,
         correct=hits,
@@ -280,6 +319,7 @@ def run_pass(
     nodes: torch.Tensor,
     rows: torch.Tensor,
     loss_fn: LossFunction | None,
+    choice: OutputChoice = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Loss change and hit change of each pair (node ``nodes[i]`` removed, sample ``rows[i]``)."""
     targets = plan.targets.index_select(0, rows)
@@ -293,14 +333,14 @@ def run_pass(
                 else:
                     scaling.input_factors[site.name] = scale
                     scaling.input_offsets[site.name] = shift
-            output = output_tensor(masker.model(plan.inputs.index_select(0, rows)))
+            output = select_output(call_model(masker.model, take_rows(plan.inputs, rows)), choice)
     else:
         site_output = first_site_output(plan, base, nodes, rows)
         later = [factor(site, base, nodes) for site in plan.later]
         scales = [scale for scale, _ in later]
         shifts = [0.0 if shift is None else shift for _, shift in later]
-        output = output_tensor(
-            plan.split.suffix(site_output, *[c.index_select(0, rows) for c in plan.cut], *scales, *shifts)
+        output = select_output(
+            plan.split.suffix(site_output, *[c.index_select(0, rows) for c in plan.cut], *scales, *shifts), choice
         )
     new, hit = losses_and_hits(output, targets, loss_fn)
     hit_change = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,6 +40,9 @@ class LayerPlan:
         The sites zeroed on their input (consumer modules) and on their own output.
     targets : Tensor
         The targets of every sample, in data order.
+    inputs : Tensor, dict of str to Tensor, or None
+        The model's inputs of every sample (a dict of keyword tensors for transformers), kept only when the
+        model could not be cut.
     rows : int
         Number of samples.
     split : SuffixSplit or None
@@ -67,7 +71,7 @@ class LayerPlan:
     rows: int
     split: SuffixSplit | None
     reason: str
-    inputs: torch.Tensor | None
+    inputs: Any
     cut: tuple[torch.Tensor, ...]
     site_input: torch.Tensor | None
     features: tuple[torch.Tensor, ...]
@@ -83,7 +87,7 @@ class LayerPlan:
         *,
         split: SuffixSplit | None = None,
         reason: str = "",
-        inputs: torch.Tensor | None = None,
+        inputs: Any = None,
         cut: list[torch.Tensor] | tuple[torch.Tensor, ...] = (),
         site_input: torch.Tensor | None = None,
     ) -> LayerPlan:
@@ -123,11 +127,14 @@ class Baseline:
     Attributes
     ----------
     loss, accuracy : float
-        Mean loss and accuracy (NaN without class labels).
+        Mean loss and accuracy (NaN without class labels): over ``count`` terms.
     hits : float or None
-        Number of correct samples.
+        Number of correct samples (tokens, for a token loss).
+    count : float
+        Number of terms of the mean loss: the samples, or the non-ignored tokens of a token loss (a
+        sample's loss and hits are then sums over its tokens).
     losses : Tensor or None
-        float64 per-sample losses; None for a loss that only gives a mean (then ``outputs`` holds the model's
+        float64 per-sample losses (sums over tokens for a token loss); None for a loss that only gives a mean (then ``outputs`` holds the model's
         outputs).
     outputs : Tensor or None
         The model's outputs, for a mean-only loss.
@@ -157,6 +164,7 @@ class Baseline:
     loss: float
     accuracy: float
     hits: float | None
+    count: float
     losses: torch.Tensor | None
     outputs: torch.Tensor | None
     correct: torch.Tensor | None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["HOOK_MARK", "as_inputs", "check_model", "copy_model", "mark_hook"]
+__all__ = ["HOOK_MARK", "as_inputs", "check_model", "copy_model", "mark_hook", "positional"]
 
 
 def check_model(model: object) -> nn.Module:
@@ -46,25 +47,31 @@ def check_model(model: object) -> nn.Module:
     return model
 
 
-def as_inputs(example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    """The positional inputs of a model's forward as a tuple; an error for anything but a non-empty batch."""
+def as_inputs(
+    example_inputs: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, torch.Tensor], model: nn.Module | None = None
+) -> tuple[Any, ...]:
+    """The positional inputs of a model's forward as a tuple; an error for anything but a non-empty batch.
+
+    A dict of keyword tensors (transformers' ``input_ids``, ``attention_mask``, ``pixel_values``) is bound
+    to the parameters of ``model.forward`` by name (:func:`positional`), so that ``model(*inputs)`` is the
+    call ``model(**example_inputs)``.
+    """
     if isinstance(example_inputs, Mapping):
-        raise TypeError(
-            "example_inputs must be a tensor or a tuple of tensors (the positional arguments of the model's "
-            f"forward); got a dict of keyword arguments {list(example_inputs)}. nodeprune calls "
-            "model(*example_inputs): wrap the model in a module whose forward takes these tensors positionally "
-            "and passes them on by keyword."
-        )
-    if isinstance(example_inputs, torch.Tensor):
-        inputs: tuple[torch.Tensor, ...] = (example_inputs,)
+        if model is None:
+            raise TypeError("keyword example_inputs need the model, whose forward binds them")
+        inputs: tuple[Any, ...] = positional(model, example_inputs)
+    elif isinstance(example_inputs, torch.Tensor):
+        inputs = (example_inputs,)
     elif isinstance(example_inputs, (tuple, list)) and all(isinstance(x, torch.Tensor) for x in example_inputs):
         inputs = tuple(example_inputs)
     else:
         raise TypeError(
-            "example_inputs must be a tensor or a tuple of tensors (the positional arguments of the model's "
-            f"forward); got {type(example_inputs).__name__}"
+            "example_inputs must be a tensor, a tuple of tensors (the positional arguments of the model's "
+            f"forward) or a dict of keyword tensors; got {type(example_inputs).__name__}"
         )
     for tensor in inputs:
+        if not isinstance(tensor, torch.Tensor):
+            continue  # a default value of a parameter between keyword inputs
         if tensor.dim() > 0 and tensor.shape[0] == 0:
             raise ValueError(
                 "The 'example_inputs' parameter of Masker must be a batch of at least one sample. Got a tensor "
@@ -78,6 +85,45 @@ def as_inputs(example_inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[to
                 "outside inference_mode: example_inputs.clone()."
             )
     return inputs
+
+
+def positional(model: nn.Module, keywords: Mapping[str, torch.Tensor]) -> tuple[Any, ...]:
+    """The arguments of ``model.forward`` in order, up to the last one ``keywords`` names; defaults between.
+
+    ``model(*positional(model, keywords))`` is the call ``model(**keywords)``; torch-pruning and the
+    masker's tracing call the model with positional inputs. A key that is not a positional parameter of
+    the forward (a ``**kwargs`` entry, a keyword-only parameter) cannot be bound this way and is refused.
+    """
+    if not keywords:
+        raise ValueError("The 'example_inputs' parameter of Masker is an empty dict: pass the model's inputs.")
+    for key, value in keywords.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(
+                f"example_inputs must map keyword names to tensors; entry {key!r} is a {type(value).__name__}: "
+                "drop it or convert it to a tensor"
+            )
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature
+        parameters = []
+    ordered = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    names = [p.name for p in ordered]
+    unknown = [key for key in keywords if key not in names]
+    if unknown:
+        raise TypeError(
+            f"example_inputs names {unknown}, which {'is not a parameter' if len(unknown) == 1 else 'are not parameters'}"
+            f" of {type(model).__name__}.forward that can be passed by position (its parameters: {names}); "
+            "nodeprune traces the model with positional inputs in the forward's order: use the forward's "
+            "parameter names, or wrap the model in a module whose forward takes these tensors"
+        )
+    last = max(names.index(key) for key in keywords)
+    missing = [p.name for p in ordered[:last] if p.name not in keywords and p.default is inspect.Parameter.empty]
+    if missing:
+        raise TypeError(
+            f"example_inputs gives {list(keywords)} but not {missing}, which {type(model).__name__}.forward needs "
+            "(no default value): add them"
+        )
+    return tuple(keywords[p.name] if p.name in keywords else p.default for p in ordered[: last + 1])
 
 
 HOOK_MARK = "_nodeprune_hook"

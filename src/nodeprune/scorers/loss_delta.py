@@ -8,7 +8,7 @@ import torch
 
 from .. import _fingerprint as fingerprint
 from .._ablation import DEFAULT_BLOCK_BYTES, Outcomes, ablate, batch_hint, prime, reuse
-from .._data import Data, LossFunction, is_tensor_pair
+from .._data import Data, LossFunction, OutputChoice, is_tensor_pair
 from .._guard import preserved_mode
 from .._validation import check_callable, check_int, invalid, layer_names
 from ..evaluate import evaluate
@@ -42,18 +42,28 @@ class LossDelta(Scorer):
 
     Parameters
     ----------
-    data : DataLoader, (X, y) tuple of tensors, or iterable of (x, y) batches
+    data : DataLoader, (X, y) tuple of tensors, (inputs dict, y) pair, dict with "labels", or iterable of batches
         The pruning set: Charpentier estimates on the training set or on a held-out validation split
-        (§3.1: 15 % of the training set). Kept as given, never copied. ``(X, y)`` pairs and lists of
-        batches can be reused between calls of a strategy; a one-shot iterator can be scored only once.
+        (§3.1: 15 % of the training set). Kept as given, never copied. Inputs may be keyword tensors
+        (transformers: ``{"input_ids": ..., "attention_mask": ...}``, called as ``model(**inputs)``; a batch
+        dict's ``labels`` are the targets). Data given as tensors (pairs, dicts, lists of batches) can be
+        reused between calls of a strategy; a one-shot iterator can be scored only once.
     loss_fn : callable, default=None
         ``loss_fn(output, target)`` returning one loss per sample or the batch mean. None means the
-        cross-entropy of class logits, the thesis's categorical cross-entropy on a softmax output (§3.1).
+        cross-entropy of class logits, the thesis's categorical cross-entropy on a softmax output (§3.1),
+        or for token logits ``(B, T, V)`` with labels ``(B, T)`` the token cross-entropy
+        (:class:`~nodeprune.losses.TokenCrossEntropy`); :class:`~nodeprune.losses.CausalLMLoss` for next-token
+        prediction. Token losses average over the non-ignored tokens of all the data: :math:`C` is then the
+        mean token loss, exactly as ``evaluate`` gives it.
     block_bytes : int, default=8 MiB
         Activation memory of one batched pass of the engine (at least 128 node–sample pairs run together).
         nodeprune default, not from the paper: the fastest on a 2-core machine for the thesis's MLP.
     verbose : bool, default=True
         Progress bar while scoring (shown only on a terminal, never inside a strategy's run).
+    output : str, int or callable, default=None
+        Which tensor of the model's output the loss reads: None for the output itself, its ``logits`` or its
+        first tensor; a key of a dict / ``ModelOutput``, an index of a tuple, or a callable (as in
+        :func:`nodeprune.evaluate`).
 
     References
     ----------
@@ -89,11 +99,13 @@ class LossDelta(Scorer):
         *,
         block_bytes: int = DEFAULT_BLOCK_BYTES,
         verbose: bool = True,
+        output: OutputChoice = None,
     ) -> None:
         self.data = data
         self.loss_fn = loss_fn
         self.block_bytes = block_bytes
         self.verbose = verbose
+        self.output = output
 
     def __repr__(self) -> str:
         pair = is_tensor_pair(self.data)
@@ -112,7 +124,11 @@ class LossDelta(Scorer):
         qualified name and, for a lambda, closure or callable object, a hash of its code and captured values).
         """
         data, loss = fingerprint.data(self.data), fingerprint.function(self.loss_fn)
-        return f"{type(self).__name__}(data={data}, loss_fn={loss}, block_bytes={self.block_bytes!r})"
+        chosen = "" if self.output is None else f", output={self._output_name()}"
+        return f"{type(self).__name__}(data={data}, loss_fn={loss}, block_bytes={self.block_bytes!r}{chosen})"
+
+    def _output_name(self) -> str:
+        return fingerprint.function(self.output) if callable(self.output) else repr(self.output)
 
     def _check(self) -> None:
         check_callable("LossDelta", "loss_fn", self.loss_fn)
@@ -133,7 +149,14 @@ class LossDelta(Scorer):
     def _outcomes(self, masker: Masker, layer: NodeLayer, nodes: torch.Tensor) -> Outcomes:
         self._check()
         return ablate(
-            masker, layer, nodes, self.data, self.loss_fn, block_bytes=self.block_bytes, progress=self.verbose
+            masker,
+            layer,
+            nodes,
+            self.data,
+            self.loss_fn,
+            block_bytes=self.block_bytes,
+            progress=self.verbose,
+            output=self.output,
         )
 
     def chunk_size(self, masker: Masker, layer: str) -> int | None:
@@ -141,7 +164,7 @@ class LossDelta(Scorer):
 
         None until the engine has prepared the layer (the first call of a strategy's run).
         """
-        return batch_hint(masker, masker.layer(layer), self.data, self.loss_fn, self.block_bytes)
+        return batch_hint(masker, masker.layer(layer), self.data, self.loss_fn, self.block_bytes, self.output)
 
     def evaluate(self, masker: Masker) -> tuple[float, float]:
         """Mean loss and accuracy of the model as currently masked on ``data``, with ``loss_fn``."""
@@ -150,7 +173,7 @@ class LossDelta(Scorer):
     def evaluate_on(self, masker: Masker, data: Data) -> tuple[float, float]:
         """Mean loss and accuracy of the model as currently masked on ``data``, with this scorer's ``loss_fn``."""
         with masker.applied():
-            return evaluate(masker.model, data, self.loss_fn)
+            return evaluate(masker.model, data, self.loss_fn, output=self.output)
 
     def outcomes(self, masker: Masker, layer: str, candidates: Nodes | None = None) -> Outcomes:
         """Scores, and the loss and accuracy of the model without each candidate (and with all of them).
@@ -180,12 +203,12 @@ class LossDelta(Scorer):
         self._check()
         names = layer_names(masker, layers, "score_all")
         with reuse(), preserved_mode(masker.model):
-            prime(masker, [masker.layer(name) for name in names], self.data, self.loss_fn)
+            prime(masker, [masker.layer(name) for name in names], self.data, self.loss_fn, output=self.output)
             return {name: self.score(masker, name) for name in names}
 
     def prepare(self, masker: Masker, layers: Sequence[str]) -> None:
         """Inside a strategy's run: one prefix run prepares all ``layers`` (see :meth:`Scorer.prepare`)."""
-        prime(masker, [masker.layer(name) for name in layers], self.data, self.loss_fn)
+        prime(masker, [masker.layer(name) for name in layers], self.data, self.loss_fn, output=self.output)
 
     def psi(self, masker: Masker, layer: str, candidates: Nodes | None = None) -> torch.Tensor:
         r"""Charpentier's node importance :math:`\psi_j = C - C^{\setminus j}`, i.e. ``-score`` (negative = helps)."""
