@@ -102,9 +102,7 @@ def select_output(output: object, choice: OutputChoice = None) -> torch.Tensor:
             raise ValueError(f"{what}: the model returned a {type(output).__name__}{size}, which has no item {choice}")
         found = output[choice]
     else:
-        raise TypeError(
-            f"output must be None, a key (str), an index (int) or a callable; got {type(choice).__name__}"
-        )
+        raise TypeError(f"output must be None, a key (str), an index (int) or a callable; got {type(choice).__name__}")
     if not isinstance(found, torch.Tensor):
         raise TypeError(f"{what} selected a {type(found).__name__} from the model's output; it must be a tensor")
     return found

@@ -338,7 +338,11 @@ def batch_hint(
     that a strategy can size its chunks without changing its results.
     """
     session = _SESSION.get()
-    entry = None if session is None else session.plans.get((id(masker), id(layer.module), id(data), id(loss_fn), id(output)))
+    entry = (
+        None
+        if session is None
+        else session.plans.get((id(masker), id(layer.module), id(data), id(loss_fn), id(output)))
+    )
     if entry is None or entry[1].bytes_per_row <= 0:
         return None
     return max(1, 16 * _pairs_per_pass(entry[1], block_bytes) // entry[1].rows)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._data import check_inputs, input_kind
+from .._data import Inputs, call_model, check_inputs, input_kind, sample_count
 from .._guard import model_device, preserved_mode
 from .._masking.capture import observe_inputs
 from ..evaluate import DEFAULT_BATCH_SIZE, Data, batches
@@ -23,8 +23,9 @@ from ..masker import Masker, NodeLayer
 __all__ = ["inputs_of", "node_activations", "samples"]
 
 
-def samples(data: Data | torch.Tensor, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[torch.Tensor]:
-    """The input batches of ``data``: a tensor ``X`` (cut into batches), an ``(X, y)`` pair, a DataLoader."""
+def samples(data: Data | torch.Tensor, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[Inputs]:
+    """The input batches of ``data``: a tensor ``X`` (cut into batches), any form of :func:`batches` (inputs
+    may be dicts of keyword tensors)."""
     if isinstance(data, torch.Tensor):
         if data.dim() == 0 or data.shape[0] == 0:
             raise ValueError("data is empty: X has no samples")
@@ -54,14 +55,17 @@ def inputs_of(
     count = 0
     with preserved_mode(model, train=False), torch.no_grad(), masker.applied():
         for x in samples(data, batch_size):
-            if x.device != device:
-                raise ValueError(f"the model is on {device} but the data's inputs are on {x.device}; move one of them")
+            for tensor in x.values() if isinstance(x, dict) else [x]:
+                if tensor.device != device:
+                    raise ValueError(
+                        f"the model is on {device} but the data's inputs are on {tensor.device}; move one of them"
+                    )
             check_inputs(x, kind)
             with observe_inputs(model, modules):
-                model(x)
+                call_model(model, x)
             if after is not None:
                 after()
-            count += x.shape[0]
+            count += sample_count(x)
     return count
 
 

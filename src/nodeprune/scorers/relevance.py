@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,6 +157,7 @@ class Relevance(Scorer):
     def _bounds(self) -> tuple[float, float]:
         low, high = float("inf"), float("-inf")
         for inputs, _ in batches(self.data, self.batch_size):
+            refuse_inputs(inputs)
             low, high = min(low, float(inputs.min())), max(high, float(inputs.max()))
         return low, high
 
@@ -164,6 +165,7 @@ class Relevance(Scorer):
         self._check()
         check_inference_mode("Relevance")
         model = masker.model
+        refuse_model(model)
         composite = build_composite(self.composite, model, self._bounds)
         plans = {layer.name: Plan.of(masker, layer, self.position) for layer in layers}
         totals: dict[str, Totals] = {}
@@ -172,6 +174,7 @@ class Relevance(Scorer):
         kind = input_kind(model)
         with preserved_mode(model, train=False):
             for inputs, labels in batches(self.data, self.batch_size):
+                refuse_inputs(inputs)
                 check_batch(device, inputs, labels, kind)
                 maps = relevance_maps(masker, plans, inputs, labels if self.target == "label" else None, composite)
                 for name, values in maps.items():
@@ -180,6 +183,60 @@ class Relevance(Scorer):
                     totals[name].add(values)
                 count += inputs.shape[0]
         return {name: totals[name].statistic(self.stat, count) for name in plans}
+
+
+# ---------------------------------------------------------------------- what LRP covers
+_NOT_COVERED = (
+    "zennit's LRP rules cover Linear and Conv layers, BatchNorm, pooling and element-wise activations; they do "
+    "not cover attention (a softmax of products of activations), LayerNorm / RMSNorm (a division by the "
+    "activations' own norm) or embedding lookups of integer tokens (no gradient reaches an integer input). "
+    "AttnLRP (Achtibat et al. 2024, 'AttnLRP: Attention-aware layer-wise relevance propagation for "
+    "transformers'), implemented by the lxt package, propagates relevance through attention and LayerNorm; "
+    "nodeprune does not use it. Score this model with LossDelta, Magnitude or Distinctiveness instead."
+)
+
+
+def _uncovered_kind(module: nn.Module) -> str | None:
+    """What LRP cannot pass through in ``module`` itself (by type, or by a transformers-style class name)."""
+    name = type(module).__name__
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        return "an embedding lookup"
+    if isinstance(module, nn.MultiheadAttention) or name.endswith(("Attention", "SelfAttention", "Attn")):
+        return "attention"
+    if isinstance(module, nn.LayerNorm) or name.endswith(("LayerNorm", "RMSNorm")):
+        return "LayerNorm"
+    if name == "RMSNorm":
+        return "RMSNorm"
+    return None
+
+
+def refuse_model(model: nn.Module) -> None:
+    """A ValueError naming the attention, LayerNorm and embedding modules of ``model``, which LRP cannot explain."""
+    found: dict[str, list[str]] = {}
+    for name, module in model.named_modules():
+        kind = _uncovered_kind(module)
+        if kind is not None:
+            found.setdefault(kind, []).append(name or "<the model>")
+    if found:
+        listed = "; ".join(
+            f"{kind}: {', '.join(names[:3])}{', …' if len(names) > 3 else ''}" for kind, names in found.items()
+        )
+        raise ValueError(f"Relevance cannot explain this model: it has {listed}. {_NOT_COVERED}")
+
+
+def refuse_inputs(inputs: object) -> None:
+    """A ValueError for keyword (dict) or integer inputs: LRP starts from a floating input tensor."""
+    if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
+        return
+    given = (
+        f"keyword inputs {list(inputs)}"
+        if isinstance(inputs, dict)
+        else f"inputs of dtype {getattr(inputs, 'dtype', type(inputs).__name__)}"
+    )
+    raise ValueError(
+        f"Relevance cannot explain a model fed {given}: LRP propagates relevance back to one floating input "
+        f"tensor (only tensors of floating point dtype can require gradients). {_NOT_COVERED}"
+    )
 
 
 # ---------------------------------------------------------------------- one batch
