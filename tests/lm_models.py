@@ -27,7 +27,10 @@ class Output(dict):
     """A transformers-style output: a dict whose entries are also attributes (logits, hidden)."""
 
     def __getattr__(self, name: str) -> torch.Tensor:
-        return self[name]
+        try:
+            return self[name]
+        except KeyError as missing:
+            raise AttributeError(name) from missing
 
 
 class Block(nn.Module):

@@ -144,11 +144,6 @@ def test_refuses_a_torch_compile_wrapper_and_names_orig_mod() -> None:
     assert [layer.name for layer in npr.Masker(compiled._orig_mod, torch.randn(1, 6)).layers] == ["fc1", "fc2"]
 
 
-def test_refuses_example_inputs_given_as_a_dict_of_keyword_tensors() -> None:
-    with pytest.raises(TypeError, match=r"dict of keyword arguments \['x'\].*wrap the model"):
-        npr.Masker(make_mlp(), {"x": torch.randn(1, 6)})  # type: ignore[arg-type]
-
-
 class DetachedProbe(nn.Module):
     """A probe reading the hidden features outside autograd (``h.detach()``): torch-pruning cannot see it."""
 

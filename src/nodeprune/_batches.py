@@ -85,8 +85,7 @@ def select_output(output: object, choice: OutputChoice = None) -> torch.Tensor:
         found = choice(output)
         what = f"output={getattr(choice, '__qualname__', type(choice).__name__)}"
     elif isinstance(choice, str):
-        found = output.get(choice) if isinstance(output, Mapping) else None
-        found = getattr(output, choice, None) if found is None else found
+        found = output.get(choice) if isinstance(output, Mapping) else getattr(output, choice, None)
         what = f"output={choice!r}"
         if found is None:
             keys = list(output) if isinstance(output, Mapping) else []

@@ -267,7 +267,8 @@ def check_output(output: torch.Tensor, targets: torch.Tensor, loss_fn: LossFunct
         return
     if loss_fn is None:
         check_labels(output, targets)
-    if targets.dtype in INTEGER_TYPES and output.dim() >= 2:
+    class_shaped = tuple(targets.shape) == (output.shape[0], *output.shape[2:])  # one class index per output row
+    if targets.dtype in INTEGER_TYPES and output.dim() >= 2 and class_shaped:
         classes = output.shape[1]
         if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= classes):
             bad = targets[(targets < 0) | (targets >= classes)].unique().tolist()

@@ -225,18 +225,16 @@ def refuse_model(model: nn.Module) -> None:
 
 
 def refuse_inputs(inputs: object) -> None:
-    """A ValueError for keyword (dict) or integer inputs: LRP starts from a floating input tensor."""
-    if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
-        return
-    given = (
-        f"keyword inputs {list(inputs)}"
-        if isinstance(inputs, dict)
-        else f"inputs of dtype {getattr(inputs, 'dtype', type(inputs).__name__)}"
-    )
-    raise ValueError(
-        f"Relevance cannot explain a model fed {given}: LRP propagates relevance back to one floating input "
-        f"tensor (only tensors of floating point dtype can require gradients). {_NOT_COVERED}"
-    )
+    """A ValueError for keyword (dict) inputs: LRP starts from one floating input tensor.
+
+    Integer inputs of a model that embeds them are refused by :func:`refuse_model` (the embedding); those
+    of a model without one by the data checks.
+    """
+    if isinstance(inputs, Mapping):
+        raise ValueError(
+            f"Relevance cannot explain a model fed keyword inputs {list(inputs)}: LRP propagates relevance back "
+            f"to one floating input tensor (token ids cannot require gradients). {_NOT_COVERED}"
+        )
 
 
 # ---------------------------------------------------------------------- one batch
