@@ -21,6 +21,8 @@ LEVELS: list[tuple[str, int]] = [
     ("nodeprune._files", 0),
     ("nodeprune._fingerprint", 0),
     ("nodeprune._data", 0),
+    ("nodeprune._batches", 0),
+    ("nodeprune.losses", 0),
     ("nodeprune._validation", 0),
     ("nodeprune.adaptive_dropout", 0),
     ("nodeprune.report", 0),

@@ -6,10 +6,10 @@ import warnings
 
 import pytest
 import torch
-from lm_models import KeywordLM, naive_deltas, token_data
 from torch.utils.data import DataLoader
 
 import nodeprune as npr
+from lm_models import KeywordLM, naive_deltas, token_data
 
 LAYER = "transformer.h.0.mlp.c_fc"
 
@@ -90,8 +90,15 @@ def test_loss_delta_on_a_transformers_classifier_with_keyword_inputs_equals_the_
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(3)
     config = transformers.BertConfig(
-        vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=12,
-        max_position_embeddings=16, num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        vocab_size=30,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=12,
+        max_position_embeddings=16,
+        num_labels=3,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     bert = transformers.BertForSequenceClassification(config).eval()
     ids = torch.randint(0, 30, (12, 6))

@@ -7,10 +7,10 @@ import warnings
 
 import pytest
 import torch
-from lm_models import HIDDEN, VOCAB, KeywordLM, TokenMLP, naive_deltas, token_data
 from torch.nn import functional as F
 
 import nodeprune as npr
+from lm_models import HIDDEN, VOCAB, KeywordLM, TokenMLP, naive_deltas, token_data
 
 LOSSES = [None, npr.TokenCrossEntropy(), npr.CausalLMLoss()]
 
@@ -70,7 +70,7 @@ def test_evaluate_averages_over_tokens_whatever_the_batches() -> None:
     accuracy = float(((logits.argmax(-1) == labels) & kept).sum() / kept.sum())
     assert whole.loss == pytest.approx(float(expected), rel=1e-12)
     assert small.loss == pytest.approx(float(expected), rel=1e-12)
-    assert (small.accuracy, small.count) == (pytest.approx(accuracy), int(kept.sum()))
+    assert (small.accuracy, small.terms) == (pytest.approx(accuracy), int(kept.sum()))
     assert small.perplexity == pytest.approx(math.exp(small.loss))
 
 
@@ -81,7 +81,7 @@ def test_evaluate_still_unpacks_as_loss_and_accuracy() -> None:
     result = npr.evaluate(model, (ids, labels))
     assert (loss, accuracy) == result and result == (result.loss, result.accuracy)
     classes = npr.evaluate(torch.nn.Linear(3, 2), (torch.randn(4, 3), torch.tensor([0, 1, 1, 0])))
-    assert math.isnan(classes.perplexity) and classes.count == 4
+    assert math.isnan(classes.perplexity) and classes.terms == 4
 
 
 def test_the_default_loss_of_token_logits_is_token_cross_entropy_never_shifted() -> None:
@@ -112,7 +112,10 @@ def test_loss_delta_equals_the_definition_for_a_keyword_model_with_a_dict_output
     model = KeywordLM()
     ids, mask, labels = token_data()
     targets = ids.masked_fill(mask == 0, -100) if isinstance(loss_fn, npr.CausalLMLoss) else labels
-    data = [{"input_ids": ids[i : i + 8], "attention_mask": mask[i : i + 8], "labels": targets[i : i + 8]} for i in (0, 8, 16)]
+    data = [
+        {"input_ids": ids[i : i + 8], "attention_mask": mask[i : i + 8], "labels": targets[i : i + 8]}
+        for i in (0, 8, 16)
+    ]
     masker = quiet_masker(model, {"input_ids": ids[:1], "attention_mask": mask[:1]})
     layer = "transformer.h.0.mlp.c_fc"
     scorer = npr.LossDelta(data, loss_fn, verbose=False)  # type: ignore[arg-type]
@@ -128,10 +131,10 @@ def test_loss_delta_equals_the_definition_for_a_keyword_model_with_a_dict_output
 def test_a_strategy_prunes_a_language_model_by_token_loss() -> None:
     torch.manual_seed(3)
     model = TokenMLP()
-    ids, _, labels = token_data()
+    ids, _, _ = token_data()
     masker = quiet_masker(model, ids[:1])
     result = npr.PreComputed(npr.LossDelta((ids, ids), npr.CausalLMLoss(), verbose=False), ratio=0.25).prune(masker)
     assert sum(len(nodes) for nodes in result.removed.values()) == HIDDEN // 4
     with masker.applied():
         after = npr.evaluate(model, (ids, ids), npr.CausalLMLoss())
-    assert math.isfinite(after.loss) and after.count == ids.numel() - len(ids)
+    assert math.isfinite(after.loss) and after.terms == ids.numel() - len(ids)

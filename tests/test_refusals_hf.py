@@ -6,10 +6,10 @@ import warnings
 
 import pytest
 import torch
-from conftest import Snapshot, make_mlp
-from lm_models import VOCAB, KeywordLM, TokenMLP, token_data
 
 import nodeprune as npr
+from conftest import Snapshot, make_mlp
+from lm_models import VOCAB, KeywordLM, TokenMLP, token_data
 
 
 def masker_of(model: torch.nn.Module, inputs: object) -> npr.Masker:

@@ -81,6 +81,7 @@ def select_output(output: object, choice: OutputChoice = None) -> torch.Tensor:
     """
     if choice is None:
         return output_tensor(output)
+    found: Any
     if callable(choice):
         found = choice(output)
         what = f"output={getattr(choice, '__qualname__', type(choice).__name__)}"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Literal, overload
+from collections.abc import Callable, Mapping
+from typing import Literal, overload
 
 import torch
 from torch import nn

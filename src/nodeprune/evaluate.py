@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from ._ablation import Outcomes, ablate, reuse
-import math
-
 from ._data import (
     DEFAULT_BATCH_SIZE,
     Data,
@@ -58,24 +58,24 @@ class Evaluation(tuple[float, float]):
     perplexity : float
         ``exp(loss)`` for a token loss (:class:`~nodeprune.losses.TokenCrossEntropy`,
         :class:`~nodeprune.losses.CausalLMLoss`, or the default on token logits); NaN for other losses.
-    count : int
+    terms : int
         The number of terms of the mean: samples, or tokens for a token loss.
     """
 
     loss: float
     accuracy: float
     perplexity: float
-    count: int
+    terms: int
 
-    def __new__(cls, loss: float, accuracy: float, perplexity: float, count: int) -> Evaluation:
+    def __new__(cls, loss: float, accuracy: float, perplexity: float, terms: int) -> Evaluation:
         result = super().__new__(cls, (loss, accuracy))
-        result.loss, result.accuracy, result.perplexity, result.count = loss, accuracy, perplexity, count
+        result.loss, result.accuracy, result.perplexity, result.terms = loss, accuracy, perplexity, terms
         return result
 
     def __repr__(self) -> str:
         return (
             f"Evaluation(loss={self.loss!r}, accuracy={self.accuracy!r}, perplexity={self.perplexity!r}, "
-            f"count={self.count})"
+            f"terms={self.terms})"
         )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._data import take_rows
 from ._validation import check_instance, layer_names
 from .evaluate import batches
 from .masker import Masker
@@ -50,11 +51,11 @@ class ScorerImportance:
         channels = torch.as_tensor(list(group[0].idxs), dtype=torch.long)
         return scores[layer.name][channels % layer.size].to(torch.float32)
 
-    def _inputs(self) -> torch.Tensor | Sequence[torch.Tensor]:
+    def _inputs(self) -> Any:
         if self.example_inputs is not None:
             return self.example_inputs
         inputs, _ = next(batches(self.scorer.data))  # type: ignore[attr-defined]  # checked in as_importance
-        return inputs[:1]
+        return take_rows(inputs, slice(0, 1))
 
     def __repr__(self) -> str:
         return f"as_importance({self.scorer!r})"

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ._ablation.sites import layer_sites
-from ._data import Data, LossFunction, batches
+from ._data import Data, LossFunction, batches, take_rows
 from ._guard import weight_of
 from ._masking.inputs import copy_model
 from ._validation import check_int, check_layers_argument, check_ratio, layer_names
@@ -147,7 +147,7 @@ def reinitialise(
     (False, True)
     """
     _check(min_important, max_iter, relax_at, relax_by, seed, layers)
-    example = next(iter(batches(data)))[0][:1]
+    example = take_rows(next(iter(batches(data)))[0], slice(0, 1))
     copy = copy_model(model)
     masker = Masker(copy, example)
     order = {layer.name: i for i, layer in enumerate(masker.layers)}

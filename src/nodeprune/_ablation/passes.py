@@ -70,7 +70,7 @@ def prepare(masker: Masker, layer: NodeLayer, stream: Iterator[tuple[Inputs, tor
         if split is None:
             inputs.append(x)
             continue
-        values = split.prefix(x)  # type: ignore[arg-type]  # a tensor: a split needs one
+        values = split.prefix(x)  # a tensor: a split needs one
         cuts.append(list(values[:-1]))
         site_inputs.append(values[-1])
     if split is None:
@@ -120,7 +120,7 @@ def prepare_many(
         return {}
     collected: list[list[torch.Tensor]] = [[] for _ in names]
     for x, _ in batches:
-        for bucket, value in zip(collected, prefix(x), strict=True):  # type: ignore[arg-type]
+        for bucket, value in zip(collected, prefix(x), strict=True):
             bucket.append(value)
     values = {name: _joined(bucket) for name, bucket in zip(names, collected, strict=True)}
     targets = _joined([y for _, y in batches])

@@ -134,8 +134,8 @@ class Baseline:
         Number of terms of the mean loss: the samples, or the non-ignored tokens of a token loss (a
         sample's loss and hits are then sums over its tokens).
     losses : Tensor or None
-        float64 per-sample losses (sums over tokens for a token loss); None for a loss that only gives a mean (then ``outputs`` holds the model's
-        outputs).
+        float64 per-sample losses (sums over tokens for a token loss); None for a loss that only gives a mean
+        (then ``outputs`` holds the model's outputs).
     outputs : Tensor or None
         The model's outputs, for a mean-only loss.
     correct : Tensor or None

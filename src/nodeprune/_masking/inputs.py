@@ -110,9 +110,9 @@ def positional(model: nn.Module, keywords: Mapping[str, torch.Tensor]) -> tuple[
     names = [p.name for p in ordered]
     unknown = [key for key in keywords if key not in names]
     if unknown:
+        which = "is not a parameter" if len(unknown) == 1 else "are not parameters"
         raise TypeError(
-            f"example_inputs names {unknown}, which {'is not a parameter' if len(unknown) == 1 else 'are not parameters'}"
-            f" of {type(model).__name__}.forward that can be passed by position (its parameters: {names}); "
+            f"example_inputs names {unknown}, which {which} of {type(model).__name__}.forward that can be passed by position (its parameters: {names}); "
             "nodeprune traces the model with positional inputs in the forward's order: use the forward's "
             "parameter names, or wrap the model in a module whose forward takes these tensors"
         )
@@ -123,7 +123,7 @@ def positional(model: nn.Module, keywords: Mapping[str, torch.Tensor]) -> tuple[
             f"example_inputs gives {list(keywords)} but not {missing}, which {type(model).__name__}.forward needs "
             "(no default value): add them"
         )
-    return tuple(keywords[p.name] if p.name in keywords else p.default for p in ordered[: last + 1])
+    return tuple(keywords.get(p.name, p.default) for p in ordered[: last + 1])
 
 
 HOOK_MARK = "_nodeprune_hook"

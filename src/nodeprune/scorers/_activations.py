@@ -8,7 +8,7 @@ model afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -55,7 +55,7 @@ def inputs_of(
     count = 0
     with preserved_mode(model, train=False), torch.no_grad(), masker.applied():
         for x in samples(data, batch_size):
-            for tensor in x.values() if isinstance(x, dict) else [x]:
+            for tensor in x.values() if isinstance(x, Mapping) else [x]:
                 if tensor.device != device:
                     raise ValueError(
                         f"the model is on {device} but the data's inputs are on {tensor.device}; move one of them"

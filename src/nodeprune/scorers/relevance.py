@@ -157,7 +157,7 @@ class Relevance(Scorer):
     def _bounds(self) -> tuple[float, float]:
         low, high = float("inf"), float("-inf")
         for inputs, _ in batches(self.data, self.batch_size):
-            refuse_inputs(inputs)
+            inputs = refuse_inputs(inputs)
             low, high = min(low, float(inputs.min())), max(high, float(inputs.max()))
         return low, high
 
@@ -174,7 +174,7 @@ class Relevance(Scorer):
         kind = input_kind(model)
         with preserved_mode(model, train=False):
             for inputs, labels in batches(self.data, self.batch_size):
-                refuse_inputs(inputs)
+                inputs = refuse_inputs(inputs)
                 check_batch(device, inputs, labels, kind)
                 maps = relevance_maps(masker, plans, inputs, labels if self.target == "label" else None, composite)
                 for name, values in maps.items():
@@ -224,7 +224,7 @@ def refuse_model(model: nn.Module) -> None:
         raise ValueError(f"Relevance cannot explain this model: it has {listed}. {_NOT_COVERED}")
 
 
-def refuse_inputs(inputs: object) -> None:
+def refuse_inputs(inputs: object) -> torch.Tensor:
     """A ValueError for keyword (dict) inputs: LRP starts from one floating input tensor.
 
     Integer inputs of a model that embeds them are refused by :func:`refuse_model` (the embedding); those
@@ -235,6 +235,8 @@ def refuse_inputs(inputs: object) -> None:
             f"Relevance cannot explain a model fed keyword inputs {list(inputs)}: LRP propagates relevance back "
             f"to one floating input tensor (token ids cannot require gradients). {_NOT_COVERED}"
         )
+    assert isinstance(inputs, torch.Tensor)  # batches() yields a tensor or a dict
+    return inputs
 
 
 # ---------------------------------------------------------------------- one batch
