@@ -112,7 +112,8 @@ def positional(model: nn.Module, keywords: Mapping[str, torch.Tensor]) -> tuple[
     if unknown:
         which = "is not a parameter" if len(unknown) == 1 else "are not parameters"
         raise TypeError(
-            f"example_inputs names {unknown}, which {which} of {type(model).__name__}.forward that can be passed by position (its parameters: {names}); "
+            f"example_inputs names {unknown}, which {which} of {type(model).__name__}.forward that can be "
+            f"passed by position (its parameters: {names}); "
             "nodeprune traces the model with positional inputs in the forward's order: use the forward's "
             "parameter names, or wrap the model in a module whose forward takes these tensors"
         )
