@@ -15,7 +15,7 @@ from .._guard import preserved_mode
 from . import substitution as _substitution
 from .discovery import NodeLayer, build_graph
 from .inputs import copy_model
-from .slicing import Refusal, slice_structure
+from .slicing import SliceError, slice_structure
 from .structure import Structure
 from .substitution import InputSubstitution
 
@@ -98,7 +98,7 @@ def compacted(
     if structure:
         try:
             slice_structure(shadow, structure, layers, removed)
-        except Refusal as error:
+        except SliceError as error:
             raise CompactionError(f"cannot compact: {error}. The masks still work inside applied().") from None
         return shadow
     with preserved_mode(shadow):

@@ -20,13 +20,13 @@ from torch import nn
 from .layers import NodeLayer
 from .structure import HeadBlock, MlpBlock, Structure, is_conv1d
 
-__all__ = ["Refusal", "slice_structure"]
+__all__ = ["SliceError", "slice_structure"]
 
 _HEAD_COUNTS = ("num_heads", "num_attention_heads", "n_heads")
 _HEAD_WIDTHS = ("all_head_size", "inner_dim", "attn_dim", "split_size")
 
 
-class Refusal(Exception):
+class SliceError(Exception):
     """The masks cannot be compacted into a model the family's code can run; the message says why."""
 
 
@@ -34,6 +34,11 @@ def _rows(units: Sequence[int], size: int) -> torch.Tensor:
     if not units:
         return torch.zeros(0, dtype=torch.long)
     return torch.cat([torch.arange(u * size, (u + 1) * size) for u in units])
+
+
+def _put(module: nn.Module, name: str, value: int) -> None:
+    """Set an integer attribute of a module (its size or head count)."""
+    setattr(module, name, value)
 
 
 def _set(module: nn.Module, name: str, value: torch.Tensor) -> None:
@@ -48,9 +53,9 @@ def slice_out(module: nn.Module, rows: torch.Tensor) -> None:
     if getattr(module, "bias", None) is not None:
         _set(module, "bias", module.bias[rows])  # type: ignore[index]
     if conv1d:
-        module.nf = len(rows)
+        _put(module, "nf", len(rows))
     else:
-        module.out_features = len(rows)
+        _put(module, "out_features", len(rows))
 
 
 def slice_in(module: nn.Module, columns: torch.Tensor) -> None:
@@ -58,7 +63,7 @@ def slice_in(module: nn.Module, columns: torch.Tensor) -> None:
     conv1d = is_conv1d(module)
     _set(module, "weight", module.weight[columns] if conv1d else module.weight[:, columns])  # type: ignore[index]
     if not conv1d:
-        module.in_features = len(columns)
+        _put(module, "in_features", len(columns))
 
 
 def _groups(block: HeadBlock, kept: list[int], layer: str) -> list[int]:
@@ -68,7 +73,7 @@ def _groups(block: HeadBlock, kept: list[int], layer: str) -> list[int]:
     for head in kept:
         counts[head // per_group] = counts.get(head // per_group, 0) + 1
     if len(set(counts.values())) > 1:
-        raise Refusal(
+        raise SliceError(
             f"layer {layer!r} uses grouped-query attention ({block.heads} query heads in {block.kv_heads} "
             f"key/value groups of {per_group}); the compacted attention repeats each kept key/value head for "
             "the same number of query heads, so every group that keeps any query head must keep as many; kept "
@@ -94,18 +99,18 @@ def _slice_heads(model: nn.Module, block: HeadBlock, layer: str, kept: list[int]
     if block.bias_table is not None:
         table = get(block.bias_table)
         _set(table, "weight", table.weight[:, kept])  # type: ignore[index]
-        table.embedding_dim = len(kept)
+        _put(table, "embedding_dim", len(kept))
     attention = get(block.name)
     for name in _HEAD_COUNTS:
         if isinstance(getattr(attention, name, None), int):
-            setattr(attention, name, len(kept))
+            _put(attention, name, len(kept))
     for name in _HEAD_WIDTHS:
         if isinstance(getattr(attention, name, None), int):
-            setattr(attention, name, len(kept) * d)
+            _put(attention, name, len(kept) * d)
     if isinstance(getattr(attention, "num_key_value_heads", None), int):
-        attention.num_key_value_heads = len(groups)
+        _put(attention, "num_key_value_heads", len(groups))
     if isinstance(getattr(attention, "num_key_value_groups", None), int):
-        attention.num_key_value_groups = len(kept) // len(groups)
+        _put(attention, "num_key_value_groups", len(kept) // len(groups))
 
 
 def _slice_mlp(model: nn.Module, mlp: MlpBlock, kept: list[int]) -> None:
@@ -123,7 +128,7 @@ def _shared_bias(structure: Structure, kept: Mapping[str, list[int]]) -> None:
             stacks.setdefault(block.name.split(".block.")[0], {})[block.name] = kept[block.name]
     for stack, members in stacks.items():
         if len({tuple(heads) for heads in members.values()}) > 1:
-            raise Refusal(
+            raise SliceError(
                 f"the T5 stack {stack!r} adds its first layer's relative position bias (one column per head) "
                 "to the attention scores of every layer, so compaction needs the same heads kept in every "
                 f"attention module of the stack; kept heads: {members}"
@@ -135,12 +140,11 @@ def slice_structure(
 ) -> dict[str, list[int]]:
     """Remove the ``removed`` heads and units of ``model`` (a copy) in place; the kept ones by layer.
 
-    Raises :class:`Refusal` before changing anything when the family's code cannot run the result.
+    Raises :class:`SliceError` before changing anything when the family's code cannot run the result.
     """
     by_name = {layer.name: layer for layer in layers}
     kept: dict[str, list[int]] = {}
-    for block in [*structure.heads, *structure.mlps]:
-        name = block.name if isinstance(block, HeadBlock) else block.inputs[0]
+    for name in [*(b.name for b in structure.heads), *(m.inputs[0] for m in structure.mlps)]:
         if name in by_name:
             gone = set(removed[name].tolist())
             kept[name] = [node for node in range(by_name[name].size) if node not in gone]

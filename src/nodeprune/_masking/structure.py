@@ -127,9 +127,7 @@ def _heads(name: str, module: nn.Module, parent: nn.Module | None) -> HeadBlock 
             return None
         d, heads = int(module.attention_head_size), int(module.num_attention_heads)  # type: ignore[arg-type]
         base = name.rsplit(".", 1)[0]
-        return HeadBlock(
-            name, "bert", f"{at}query", f"{at}key", f"{at}value", f"{base}.output.dense", heads, heads, d
-        )
+        return HeadBlock(name, "bert", f"{at}query", f"{at}key", f"{at}value", f"{base}.output.dense", heads, heads, d)
     if _children(module, "c_attn", "c_proj") and hasattr(module, "split_size"):
         if getattr(module, "is_cross_attention", False):
             return None
