@@ -73,6 +73,9 @@ class Masker:
     traced : bool
         Whether torch-pruning traced the model. If not, masks act on each layer's own output and
         :meth:`compact` raises :class:`CompactionError`; ``trace_error`` gives the cause.
+    discovery_path : str
+        How the layers were found: ``"torch-pruning"`` (traced), ``"untraced"`` (tracing failed) or
+        ``"transformer"`` (attention heads and MLP units recognised by module type, torch-pruning not run).
 
     Notes
     -----
@@ -121,6 +124,7 @@ class Masker:
         self.output_layers: tuple[str, ...] = plan.output_layers
         self.traced: bool = plan.traced
         self.trace_error: str | None = plan.trace_error
+        self.discovery_path: str = plan.path
         inexact = [layer for layer in self.layers if not layer.exact]
         if inexact:
             warnings.warn(
@@ -431,9 +435,7 @@ class Masker:
         _compaction.check(self.trace_error, self.layers, self._state.masks)
         folds = [(consumer, self._state.input_substitution(consumer)) for consumer in self._state.consumer_slices]
         removed = {layer.name: torch.nonzero(~self._state.masks[layer.name]).reshape(-1) for layer in self.layers}
-        small = _compaction.compacted(
-            self.model, self.example_inputs, self.layers, removed, folds, self._plan.structure
-        )
+        small = _compaction.compacted(self.model, self.example_inputs, self.layers, removed, folds, self._plan.structure)
         with self.applied():
             _compaction.verify(self.model, small, self.example_inputs)
         return small
