@@ -435,7 +435,9 @@ class Masker:
         _compaction.check(self.trace_error, self.layers, self._state.masks)
         folds = [(consumer, self._state.input_substitution(consumer)) for consumer in self._state.consumer_slices]
         removed = {layer.name: torch.nonzero(~self._state.masks[layer.name]).reshape(-1) for layer in self.layers}
-        small = _compaction.compacted(self.model, self.example_inputs, self.layers, removed, folds, self._plan.structure)
+        small = _compaction.compacted(
+            self.model, self.example_inputs, self.layers, removed, folds, self._plan.structure
+        )
         with self.applied():
             _compaction.verify(self.model, small, self.example_inputs)
         return small

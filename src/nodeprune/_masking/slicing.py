@@ -12,15 +12,17 @@ configuration is updated where every layer keeps the same numbers (``num_attenti
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from .layers import NodeLayer
-from .structure import HeadBlock, MlpBlock, Structure, is_conv1d
+from .structure import HeadBlock, MlpBlock, Structure, is_conv1d, recognise
 
-__all__ = ["SliceError", "slice_structure"]
+__all__ = ["SliceError", "load_pruned", "rebuild", "slice_structure"]
 
 _HEAD_COUNTS = ("num_heads", "num_attention_heads", "n_heads")
 _HEAD_WIDTHS = ("all_head_size", "inner_dim", "attn_dim", "split_size")
@@ -189,3 +191,69 @@ def _update_config(model: nn.Module, structure: Structure, kept: Mapping[str, li
             if hasattr(config, key):
                 setattr(config, key, units.pop())
                 break
+
+
+def rebuild(model: nn.Module, kept: Mapping[str, Sequence[int]]) -> nn.Module:
+    """Shrink a freshly built model, in place, to the heads and MLP units ``kept`` (``config.nodeprune_kept``).
+
+    A layer already of the kept size (its count was written into the config) is left as it is. Returns
+    ``model``, ready for the compacted model's weights.
+    """
+    structure = recognise(model)
+    blocks = {b.name: b for b in structure.heads}
+    mlps = {m.inputs[0]: m for m in structure.mlps}
+    unknown = [name for name in kept if name not in blocks and name not in mlps]
+    if unknown:
+        raise ValueError(f"nodeprune_kept names {unknown}, which are no attention module or MLP of this model")
+    for name, nodes in kept.items():
+        size = blocks[name].heads if name in blocks else mlps[name].size
+        if len(nodes) == size:
+            continue
+        if any(not 0 <= int(node) < size for node in nodes):
+            raise ValueError(f"nodeprune_kept[{name!r}] = {list(nodes)} is not a list of nodes in [0, {size})")
+        if name in blocks:
+            _slice_heads(model, blocks[name], name, [int(node) for node in nodes])
+        else:
+            _slice_mlp(model, mlps[name], [int(node) for node in nodes])
+    return model
+
+
+def load_pruned(model_class: Any, directory: str | os.PathLike[str]) -> nn.Module:
+    """Load a compacted transformers model saved with ``save_pretrained``, whatever its layers kept.
+
+    ``model_class.from_pretrained`` suffices when every layer keeps the same number of heads and units and
+    the family's config can say so (LLaMA, Mistral, Qwen2, ViT, T5); otherwise (different counts per layer,
+    or BERT and GPT-2, whose head size is ``hidden_size // num_attention_heads``) this builds the model from
+    the saved config, shrinks it to ``config.nodeprune_kept`` (:func:`rebuild`) and loads the weights.
+
+    Parameters
+    ----------
+    model_class : type
+        The transformers class of the compacted model (e.g. ``transformers.BertForSequenceClassification``).
+    directory : str or os.PathLike
+        Where ``save_pretrained`` wrote the compacted model (``config.json`` and ``model.safetensors``).
+
+    Returns
+    -------
+    nn.Module
+        The compacted model, in eval mode.
+    """
+    from safetensors.torch import load_file
+
+    config = model_class.config_class.from_pretrained(directory)
+    kept = getattr(config, "nodeprune_kept", None)
+    if not isinstance(kept, dict):
+        raise ValueError(
+            f"{directory}: config.json has no nodeprune_kept; load it with {model_class.__name__}.from_pretrained"
+        )
+    model = rebuild(model_class(config), kept)
+    weights = load_file(os.path.join(directory, "model.safetensors"))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    state = model.state_dict()
+    loaded = {state[key].data_ptr() for key in weights if key in state}
+    untied = [key for key in missing if state[key].data_ptr() not in loaded]  # tied weights load with their twin
+    if unexpected or untied:
+        raise ValueError(
+            f"{directory}: the weights do not fit the rebuilt model (missing {untied}, unexpected {unexpected})"
+        )
+    return model.eval()
