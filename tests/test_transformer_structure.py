@@ -167,3 +167,50 @@ def test_loss_delta_of_heads_equals_masking_each_head(build: object, name: str) 
             naive.append(float(nn.functional.cross_entropy(output_tensor(model(x)), y) - base))
             masker.restore(name, [head])
     assert torch.allclose(scores.double(), torch.tensor(naive, dtype=torch.float64), atol=1e-5)
+
+
+def test_an_unrecognised_transformer_family_is_not_traced_and_every_layer_is_inexact() -> None:
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPTNeoXConfig(
+        vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48
+    )
+    torch.manual_seed(0)
+    model = transformers.GPTNeoXForCausalLM(config).eval()
+    start = time.perf_counter()
+    masker = masker_of(model, torch.randint(1, 50, (2, 7)))
+    assert time.perf_counter() - start < 10.0
+    assert masker.discovery_path == "untraced" and "GPTNeoXAttention" in str(masker.trace_error)
+    assert masker.layers and not any(layer.exact for layer in masker.layers)
+
+
+class MultiheadBlock(nn.Module):
+    """A small model around ``nn.MultiheadAttention``: its heads are not layers (its out_proj is never called)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.attn = nn.Linear(8, 16), nn.MultiheadAttention(16, 4, batch_first=True)
+        self.fc1, self.fc2, self.head = nn.Linear(16, 24), nn.Linear(24, 16), nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        h = h + self.attn(h, h, h, need_weights=False)[0]
+        h = h + self.fc2(torch.relu(self.fc1(h)))
+        return self.head(h.mean(1))
+
+
+def test_a_multihead_attention_model_keeps_the_exact_or_refused_rule() -> None:
+    torch.manual_seed(0)
+    model, x = MultiheadBlock().eval(), torch.randn(2, 5, 8)
+    masker = masker_of(model, x)
+    assert masker.discovery_path == "torch-pruning"
+    for layer in masker.layers:
+        masker.reset()
+        masker.remove(layer.name, [0, 3])
+        if layer.exact:
+            small = masker.compact()
+            with masker.applied():
+                assert (logits(model, x) - logits(small, x)).abs().max() <= 1e-5
+        else:
+            with pytest.raises(CompactionError, match="MultiheadAttention 'attn' mixes the channels"):
+                masker.compact()
+    assert [layer.exact for layer in masker.layers] == [False, True]

@@ -140,7 +140,13 @@ def discover(
             returned = trace_returned(shadow, inputs, shadow_names, types)
         except Exception as error:
             raise ValueError(f"the model could not run on example_inputs: {type(error).__name__}: {error}") from error
-        if not structure:  # a recognised transformer is never traced: torch-pruning may take minutes on it
+        if structure.unknown:
+            name = structure.unknown[0]
+            trace_error = (
+                f"torch-pruning was not run: {name!r} ({type(names[name]).__name__}) is the attention module of a "
+                "transformer family nodeprune does not recognise, on which torch-pruning can take minutes"
+            )
+        elif not structure:  # a recognised transformer is never traced: torch-pruning may take minutes on it
             try:
                 graph = build_graph(shadow, inputs)
             except Exception as error:  # torch-pruning raises many types on models it cannot trace

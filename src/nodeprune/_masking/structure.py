@@ -76,10 +76,15 @@ class MlpBlock:
 
 @dataclass(frozen=True)
 class Structure:
-    """The recognised attention modules and MLPs of a model (empty tuples: not a recognised transformer)."""
+    """The recognised attention modules and MLPs of a model (empty tuples: not a recognised transformer).
+
+    ``unknown`` names the ``transformers``/``timm`` attention modules of a model none of whose attention
+    modules is recognised: torch-pruning is not run on it either (it can take minutes on such families).
+    """
 
     heads: tuple[HeadBlock, ...] = ()
     mlps: tuple[MlpBlock, ...] = ()
+    unknown: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.heads)
@@ -187,4 +192,9 @@ def recognise(model: nn.Module) -> Structure:
         mlp = _mlp(name, module, parent)
         if mlp is not None:
             mlps.append(mlp)
-    return Structure(tuple(heads), tuple(mlps))
+    unknown = () if heads else tuple(n for n, m in modules.items() if _attention_like(m))
+    return Structure(tuple(heads), tuple(mlps), unknown)
+
+
+def _attention_like(module: nn.Module) -> bool:
+    return "Attention" in type(module).__name__ and _library(module) in ("transformers", "timm")
