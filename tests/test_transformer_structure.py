@@ -24,6 +24,8 @@ HEADS = {
     "gpt2": "transformer.h.0.attn",
     "llama": "model.layers.0.self_attn",
     "mistral": "model.layers.1.self_attn",
+    "qwen2": "model.layers.0.self_attn",
+    "roberta": "roberta.encoder.layer.1.attention.self",
     "vit": "vit.layers.0.attention",
     "t5-encoder": "encoder.block.0.layer.0.SelfAttention",
     "timm-vit": "blocks.1.attn",
@@ -33,6 +35,8 @@ PROJECTIONS = {
     "gpt2": "transformer.h.0.attn.c_attn",
     "llama": "model.layers.0.self_attn.k_proj",
     "mistral": "model.layers.1.self_attn.v_proj",
+    "qwen2": "model.layers.0.self_attn.q_proj",
+    "roberta": "roberta.encoder.layer.1.attention.self.value",
     "vit": "vit.layers.0.attention.q_proj",
     "t5-encoder": "encoder.block.0.layer.0.SelfAttention.k",
     "timm-vit": "blocks.1.attn.qkv",
@@ -68,7 +72,7 @@ def test_heads_and_units_are_layers_and_projections_are_not(architecture: str) -
     head = masker.layer(HEADS[architecture])
     assert head.kind == "head" and head.size == 4 and head.exact
     kinds = {layer.kind for layer in masker.layers if layer.exact}
-    assert kinds == ({"head", "gated_neuron"} if architecture in ("llama", "mistral") else {"head", "neuron"})
+    assert kinds == ({"head", "gated_neuron"} if architecture in ("llama", "mistral", "qwen2") else {"head", "neuron"})
     with pytest.raises(ValueError, match=r"query/key/value projection of .* whose heads are the layer"):
         masker.layer(PROJECTIONS[architecture])
 

@@ -57,6 +57,22 @@ def mistral() -> tuple[nn.Module, torch.Tensor]:
     return T.MistralForCausalLM(config).eval(), _ids()
 
 
+def qwen2() -> tuple[nn.Module, torch.Tensor]:
+    config = T.Qwen2Config(
+        vocab_size=50, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=48,
+    )  # fmt: skip
+    return T.Qwen2ForCausalLM(config).eval(), _ids()
+
+
+def roberta() -> tuple[nn.Module, torch.Tensor]:
+    config = T.RobertaConfig(
+        vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
+        max_position_embeddings=20, num_labels=3, pad_token_id=1,
+    )  # fmt: skip
+    return T.RobertaForSequenceClassification(config).eval(), _ids()
+
+
 def vit() -> tuple[nn.Module, torch.Tensor]:
     config = T.ViTConfig(
         image_size=16, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -83,6 +99,8 @@ ARCHITECTURES: dict[str, Builder] = {
     "gpt2": gpt2,
     "llama": llama,
     "mistral": mistral,
+    "qwen2": qwen2,
+    "roberta": roberta,
     "vit": vit,
     "t5-encoder": t5,
     "timm-vit": timm_vit,
