@@ -15,6 +15,8 @@ from .._guard import preserved_mode
 from . import substitution as _substitution
 from .discovery import NodeLayer, build_graph
 from .inputs import copy_model
+from .slicing import SliceError, slice_structure
+from .structure import Structure
 from .substitution import InputSubstitution
 
 __all__ = ["CompactionError", "LayerSummary", "MaskSummary", "check", "compacted", "count"]
@@ -79,17 +81,26 @@ def compacted(
     layers: Sequence[NodeLayer],
     removed: dict[str, torch.Tensor],
     folds: Sequence[tuple[str, InputSubstitution | None]],
+    structure: Structure | None = None,
 ) -> nn.Module:
     """A copy of ``model`` with the ``removed`` nodes of every layer deleted by torch-pruning.
 
     Merges and constants (``folds``: consumer name and its input substitution) are first folded into the
     copy's consumer weights and biases. The copy keeps the original's train/eval and requires_grad flags.
+    A recognised transformer (``structure``) is sliced by nodeprune (:mod:`~nodeprune._masking.slicing`)
+    instead of torch-pruning.
     """
     shadow = copy_model(model)
     grads = {name: p.requires_grad for name, p in shadow.named_parameters()}
     for consumer, plan in folds:
         if plan is not None:
             _substitution.fold(shadow.get_submodule(consumer), plan)
+    if structure:
+        try:
+            slice_structure(shadow, structure, layers, removed)
+        except SliceError as error:
+            raise CompactionError(f"cannot compact: {error}. The masks still work inside applied().") from None
+        return shadow
     with preserved_mode(shadow):
         graph = build_graph(shadow, inputs)
         modules = dict(shadow.named_modules())

@@ -16,10 +16,8 @@ operation (BatchNorm, pooling) lies between the layer and its consumers.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import torch
 import torch_pruning as tp
@@ -28,7 +26,10 @@ from torch import nn
 from .._guard import preserved_mode, weight_of
 from ..adaptive_dropout import AdaptiveDropout, AdaptiveDropoutPruner
 from .inputs import copy_model
+from .layers import ConsumerSlice, Discovery, NodeLayer
 from .returned import Returned, trace_returned, with_side_outputs
+from .structure import is_conv1d, recognise
+from .structured import structured_discovery
 
 LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 CONSUMER_TYPES: tuple[type[nn.Module], ...] = (
@@ -43,109 +44,7 @@ PER_NODE_PRUNERS: dict[type[nn.Module], tp.pruner.function.BasePruningFunc] = {A
 # which zeroing an input cannot reproduce.
 _CHANNEL_MIXING = (nn.LayerNorm, nn.GroupNorm, nn.MultiheadAttention, nn.RNNBase, nn.Embedding)
 
-
-@dataclass(frozen=True)
-class NodeLayer:
-    """The nodes of one Conv or Linear module.
-
-    Attributes
-    ----------
-    name : str
-        The module's path in ``model.named_modules()``.
-    module : nn.Module
-        The module itself (in the user's model).
-    size : int
-        Number of nodes. Equal to the number of output channels, except when the channels feed or form a
-        grouped convolution with ``g`` groups: a node is then a bundle of ``g`` channels, one per group
-        (channels ``k, k + size, …, k + (g−1)·size``), because only such bundles can be removed physically.
-    channels : int
-        Number of output channels (``out_features`` of a Linear, ``out_channels`` of a Conv).
-    channel_groups : int
-        ``g`` above; 1 for every ungrouped layer.
-    coupled : tuple of str
-        Other Conv/Linear modules whose output channels are the same nodes (residual additions, depthwise
-        convolutions). Their names are accepted wherever a layer name is expected.
-    exact : bool
-        Whether masking this layer provably equals its physical removal. False when torch-pruning could not
-        trace the model, or when a channel-mixing module (LayerNorm, GroupNorm, …) sits between the layer and
-        its consumers; ``note`` says why.
-    note : str
-        Why the layer is not exact (empty otherwise).
-    companions : tuple of str
-        Modules with per-node state of this layer's nodes (``AdaptiveDropout``): compaction slices their
-        state with the nodes, and ``Retention`` reads them.
-    """
-
-    name: str
-    module: nn.Module = field(repr=False, compare=False)
-    size: int
-    channels: int
-    channel_groups: int = 1
-    coupled: tuple[str, ...] = ()
-    exact: bool = True
-    note: str = ""
-    companions: tuple[str, ...] = ()
-
-    def channel_mask(self, node_mask: torch.Tensor) -> torch.Tensor:
-        """Expand a node mask of length ``size`` to a channel mask of length ``channels``."""
-        return node_mask.repeat(self.channel_groups)
-
-    def node_channels(self, nodes: torch.Tensor) -> torch.Tensor:
-        """The channel indices of the given nodes (sorted by node, then by channel group)."""
-        offsets = torch.arange(self.channel_groups, device=nodes.device) * self.size
-        return (nodes.reshape(-1, 1) + offsets.reshape(1, -1)).reshape(-1)
-
-
-@dataclass(frozen=True)
-class ConsumerSlice:
-    """Input positions of one consumer module fed by one layer.
-
-    ``features[i]`` is a position of the consumer's input feature dimension (dim 1 of a Conv input, the
-    last dim of a Linear input) and ``channels[i]`` the layer channel that feeds it.
-    """
-
-    module: str
-    features: torch.Tensor
-    channels: torch.Tensor
-
-
-@dataclass
-class Discovery:
-    """Everything discovery learned about a model."""
-
-    layers: list[NodeLayer]
-    consumers: dict[str, list[ConsumerSlice]]
-    aliases: dict[str, str]
-    output_layer: str
-    call_order: list[str]
-    skipped: dict[str, str]
-    trace_error: str | None
-    output_layers: tuple[str, ...] = ()
-
-    @property
-    def traced(self) -> bool:
-        return self.trace_error is None
-
-    @functools.cached_property
-    def by_name(self) -> dict[str, NodeLayer]:
-        """The layers by name."""
-        return {layer.name: layer for layer in self.layers}
-
-    def layer(self, name: str) -> NodeLayer:
-        """The layer called ``name`` (or a module coupled to it); a ValueError listing the layers otherwise."""
-        if not isinstance(name, str):
-            raise TypeError(f"a layer is named by a string; got {type(name).__name__}")
-        layer = self.by_name.get(self.aliases.get(name, name))
-        if layer is not None:
-            return layer
-        hint = ""
-        if name == self.output_layer:
-            hint = f" ({name!r} is the output layer)"
-        elif name in self.output_layers:
-            hint = f" ({name!r} is an output layer)"
-        elif name in self.skipped:
-            hint = f" ({name!r} is not a layer: {self.skipped[name]})"
-        raise ValueError(f"unknown layer {name!r}{hint}; valid layers: {list(self.by_name)}")
+__all__ = ["ConsumerSlice", "Discovery", "NodeLayer", "build_graph", "discover", "out_channels"]
 
 
 def out_channels(module: nn.Module) -> int:
@@ -230,23 +129,42 @@ def discover(
                     f"Conv/Linear modules: {[n for n, m in names.items() if isinstance(m, LAYER_TYPES)]}"
                 )
 
+    structure = recognise(model)
+    types = LAYER_TYPES + tuple({type(m) for m in names.values() if is_conv1d(m)})
     shadow = copy_model(model)
     shadow_names = {module: name for name, module in shadow.named_modules()}
     graph: tp.DependencyGraph | None = None
     trace_error: str | None = None
     with preserved_mode(shadow, train=False):
         try:
-            returned = trace_returned(shadow, inputs, shadow_names, LAYER_TYPES)
+            returned = trace_returned(shadow, inputs, shadow_names, types)
         except Exception as error:
             raise ValueError(f"the model could not run on example_inputs: {type(error).__name__}: {error}") from error
-        try:
-            graph = build_graph(shadow, inputs)
-        except Exception as error:  # torch-pruning raises many types on models it cannot trace
-            trace_error = f"{type(error).__name__}: {error}"
+        if structure.unknown:
+            name = structure.unknown[0]
+            trace_error = (
+                f"torch-pruning was not run: {name!r} ({type(names[name]).__name__}) is the attention module of a "
+                "transformer family nodeprune does not recognise, on which torch-pruning can take minutes"
+            )
+        elif not structure:  # a recognised transformer is never traced: torch-pruning may take minutes on it
+            try:
+                graph = build_graph(shadow, inputs)
+            except Exception as error:  # torch-pruning raises many types on models it cannot trace
+                trace_error = f"{type(error).__name__}: {error}"
 
     order = returned.order
     outputs = returned.output_layers
     output_layer = returned.output_layer
+
+    def wanted(members: Sequence[str]) -> bool:
+        if exclude and any(m in exclude for m in members):
+            return False
+        return layers is None or any(m in layers for m in members)
+
+    if structure:
+        found = structured_discovery(model, structure, returned, wanted, layers)
+        found.output_layers = tuple(outputs)
+        return found
     if not [n for n in order if n not in outputs and n not in returned.dead]:
         raise ValueError(
             "the model has no hidden Conv/Linear layer: the only Conv/Linear modules it calls "
@@ -260,11 +178,6 @@ def discover(
             raise ValueError(f"{name!r} is never called by the model's forward on example_inputs")
         if name in outputs:
             raise ValueError(f"{name!r} is the model's output layer; its outputs are not nodes to prune")
-
-    def wanted(members: Sequence[str]) -> bool:
-        if exclude and any(m in exclude for m in members):
-            return False
-        return layers is None or any(m in layers for m in members)
 
     if graph is None:
         found = _untraced_discovery(model, returned, wanted, layers, trace_error or "unknown error")
@@ -322,7 +235,7 @@ def _untraced_discovery(
             chosen += [side] if side is not None else []
             continue
         chosen.append(_own_output_layer(names[n], n, note))
-    return Discovery(chosen, {}, {}, returned.output_layer, returned.order, skipped, trace_error)
+    return Discovery(chosen, {}, {}, returned.output_layer, returned.order, skipped, trace_error, path="untraced")
 
 
 def _traced_discovery(

@@ -24,6 +24,7 @@ from .._guard import weight_of
 from . import substitution as _substitution
 from .discovery import ConsumerSlice, NodeLayer
 from .inputs import mark_hook
+from .structure import is_conv1d
 from .substitution import InputSubstitution, Substitution
 
 __all__ = ["MaskState", "feature_shape", "input_features"]
@@ -225,7 +226,9 @@ def feature_shape(module: nn.Module) -> tuple[int, ...]:
 
 
 def input_features(module: nn.Module) -> int:
-    """The size of a Linear's or Conv's input feature dimension."""
+    """The size of a Linear's, Conv's or transformers ``Conv1D``'s input feature dimension."""
+    if is_conv1d(module):
+        return int(weight_of(module).shape[0])
     if isinstance(module, nn.Linear):
         return int(module.in_features)
     return int(module.in_channels)  # type: ignore[arg-type]

@@ -45,7 +45,7 @@ def fingerprint(layers: Sequence[NodeLayer]) -> list[dict[str, Any]]:
             "type": type(layer.module).__name__,
             "size": layer.size,
             "channels": layer.channels,
-            "weight_shape": list(weight_of(layer.module).shape),
+            "weight_shape": list(weight_of(layer.module).shape) if layer.kind != "head" else [],
         }
         for layer in layers
     ]
