@@ -24,6 +24,7 @@ from ._masking.compaction import CompactionError, LayerSummary, MaskSummary
 from ._masking.discovery import ConsumerSlice, Discovery, NodeLayer, discover
 from ._masking.hooks import MaskState
 from ._masking.inputs import as_inputs, check_model
+from ._masking.layers import inexact_warning
 from ._masking.mask_file import write_atomically
 from ._masking.state import Nodes, checked, checked_mask, node_indices
 from ._masking.substitution import Substitution
@@ -128,14 +129,8 @@ class Masker:
         self.traced: bool = plan.traced
         self.trace_error: str | None = plan.trace_error
         self.discovery_path: str = plan.path
-        inexact = [layer for layer in self.layers if not layer.exact]
-        if inexact:
-            warnings.warn(
-                "masks of these layers are not guaranteed to equal physical removal, and compact() will refuse "
-                "them: " + "; ".join(f"{layer.name!r}: {layer.note}" for layer in inexact),
-                UserWarning,
-                stacklevel=2,
-            )
+        if (message := inexact_warning(self.layers)) is not None:
+            warnings.warn(message, UserWarning, stacklevel=2)
         # masks, substitutions (removed node -> what its consumers receive instead of zeros), versions, hooks
         self._state = MaskState(model, self.layers, plan.consumers)
         self._attached: list[RemovableHandle] = []

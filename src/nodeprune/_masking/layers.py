@@ -127,3 +127,27 @@ class Discovery:
         elif name in self.skipped:
             hint = f" ({name!r} is not a layer: {self.skipped[name]})"
         raise ValueError(f"unknown layer {name!r}{hint}; valid layers: {list(self.by_name)}")
+
+
+def inexact_warning(layers: list[NodeLayer], shown: int = 4) -> str | None:
+    """One short warning for the layers whose masks are not proven equal to removal (None if there are none).
+
+    Layers with the same reason are listed together (the first ``shown`` names, then a count), so that a
+    transformer with dozens of residual-stream writers gives a few lines, not one note per layer.
+    """
+    by_note: dict[str, list[str]] = {}
+    for layer in layers:
+        if not layer.exact:
+            by_note.setdefault(layer.note, []).append(layer.name)
+    if not by_note:
+        return None
+    parts = []
+    for note, names in by_note.items():
+        listed = ", ".join(repr(n) for n in names[:shown]) + (
+            f" and {len(names) - shown} more" if len(names) > shown else ""
+        )
+        parts.append(f"{listed}: {note}")
+    return (
+        "masks of these layers are not guaranteed to equal physical removal, and compact() will refuse them "
+        "(leave them out with exclude=[...]): " + "; ".join(parts)
+    )
