@@ -18,7 +18,7 @@ def test_the_default_lm_is_llama_with_grouped_query_attention_and_swiglu() -> No
     model = zoo.llama_lm()
     config = model.config
     assert type(model).__name__ == "LlamaForCausalLM"
-    assert zoo.parameter_count(model) == 1_050_240  # 1-5 M as issue 13 asks
+    assert zoo.parameter_count(model) == 1_050_240  # 1-5 M, as issue 13 asks
     assert (config.num_attention_heads, config.num_key_value_heads, config.num_hidden_layers) == (4, 2, 4)
     attention = model.model.layers[0].self_attn
     assert attention.q_proj.out_features == 128 and attention.k_proj.out_features == attention.v_proj.out_features == 64
