@@ -2,6 +2,9 @@
 
 * scikit-learn's bundled 8×8 digits (the embedded default: nothing to download);
 * MNIST and Fashion-MNIST from IDX files, gzipped or not; CIFAR-10 from its binary version;
+* offline text corpora for small language models (the CPython standard library's docstrings, Debian's
+  ``fortunes``), a byte-level tokenizer and causal-LM blocks (:func:`load_text_corpus`, :class:`ByteTokenizer`,
+  :func:`lm_blocks`, :func:`unigram_perplexity`);
 * the thesis's splits: 85:15 train/validation exactly as ``np.random.seed(2020);
   train_test_split(x, y, train_size=0.85)`` cuts it (Charpentier 2020, §3.1), and the stratified 70:15:15
   split of its chapter 5;
@@ -28,23 +31,30 @@ from . import _download, _lookup
 from ._lookup import DATASETS
 from ._readers import DatasetError, DatasetNotFoundError, Pair
 from ._splits import TrainTest, TrainValidationTest, holdout_split, stratified_split, thesis_split
+from ._text import TEXT_CORPORA, ByteTokenizer, TextCorpus, lm_blocks, load_text_corpus, unigram_perplexity
 
 __all__ = [
     "DATASETS",
+    "TEXT_CORPORA",
+    "ByteTokenizer",
     "DatasetError",
     "DatasetNotFoundError",
+    "TextCorpus",
     "TrainTest",
     "TrainValidationTest",
     "digits",
     "download",
     "find",
     "holdout_split",
+    "lm_blocks",
     "load_cifar10",
     "load_digits",
     "load_fashion_mnist",
     "load_mnist",
+    "load_text_corpus",
     "stratified_split",
     "thesis_split",
+    "unigram_perplexity",
     "upsample",
 ]
 
