@@ -89,7 +89,7 @@ def _run(commands: list[list[str]], world: int, timeout: float) -> list[subproce
 
 
 def spawn(
-    function: Callable[..., Any], world: int, *args: Any, timeout: float = 30.0, package: bool = True
+    function: Callable[..., Any], world: int, *args: Any, timeout: float = 120.0, package: bool = True
 ) -> list[Outcome]:
     """Call ``function(*args)`` on ``world`` gloo ranks; one :class:`Outcome` per rank, in rank order.
 
@@ -114,7 +114,7 @@ def spawn(
     return outcomes
 
 
-def launch(script: Path, world: int, *arguments: str, timeout: float = 60.0) -> list[subprocess.CompletedProcess[str]]:
+def launch(script: Path, world: int, *arguments: str, timeout: float = 180.0) -> list[subprocess.CompletedProcess[str]]:
     """Run ``script`` on ``world`` ranks with torchrun's variables; each rank's completed process."""
     return _run([[sys.executable, str(script), *arguments] for _ in range(world)], world, timeout)
 
@@ -133,7 +133,7 @@ def _rank_main(task: str, destination: str) -> None:
         stand_in = types.ModuleType("nodeprune")
         stand_in.__path__ = [str(ROOT / "src" / "nodeprune")]
         sys.modules["nodeprune"] = stand_in
-    dist.init_process_group("gloo", timeout=timedelta(seconds=60))
+    dist.init_process_group("gloo", timeout=timedelta(seconds=300))
     spec = importlib.util.spec_from_file_location(f"rank_task_{Path(path).stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -21,6 +21,7 @@ LEVELS: list[tuple[str, int]] = [
     ("nodeprune._files", 0),
     ("nodeprune._fingerprint", 0),
     ("nodeprune._data", 0),
+    ("nodeprune._distributed", 0),
     ("nodeprune._validation", 0),
     ("nodeprune.adaptive_dropout", 0),
     ("nodeprune.report", 0),

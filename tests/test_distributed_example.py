@@ -13,6 +13,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_example_under_two_ranks_reduces_to_the_one_process_loss() -> None:
-    results = launch(ROOT / "examples" / "distributed_pruning.py", 2, "--epochs", "3", timeout=60)
+    results = launch(ROOT / "examples" / "distributed_pruning.py", 2, "--epochs", "3", timeout=180)
     assert [result.returncode for result in results] == [0, 0], results[0].stderr + results[1].stderr
     assert "equal to one process: yes" in results[0].stdout

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import torch
-from distributed import spawn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
+from distributed import spawn
 from nodeprune._distributed import Group, RankError, ShardSampler, bounds, resolve
 
 SAMPLES = 1001
@@ -78,21 +78,21 @@ def _checks_on_rank() -> dict[str, Any]:
 
 @pytest.fixture(scope="module", params=[2, 3], ids=lambda world: f"{world} ranks")
 def ranks(request: pytest.FixtureRequest) -> tuple[int, list[dict[str, Any]]]:
-    outcomes = spawn(_checks_on_rank, request.param, timeout=40, package=False)
+    outcomes = spawn(_checks_on_rank, request.param, timeout=120, package=False)
     assert [outcome.error for outcome in outcomes] == [None] * request.param
     return request.param, [outcome.value for outcome in outcomes]
 
 
 def test_every_sample_is_in_exactly_one_shard_in_order(ranks: tuple[int, list[dict[str, Any]]]) -> None:
-    world, found = ranks
-    assert sum((value["pair"] for value in found), []) == list(range(SAMPLES))
-    assert sum((sum(value["batches"], []) for value in found), []) == list(range(SAMPLES))
+    _, found = ranks
+    assert [i for value in found for i in value["pair"]] == list(range(SAMPLES))
+    assert [i for value in found for batch in value["batches"] for i in batch] == list(range(SAMPLES))
     sizes = [len(value["pair"]) for value in found]
     assert max(sizes) - min(sizes) == 1  # 1001 divides neither 2 nor 3
 
 
 def test_float64_sums_equal_the_one_process_sums_on_every_rank(ranks: tuple[int, list[dict[str, Any]]]) -> None:
-    world, found = ranks
+    _, found = ranks
     expected = partial_sums(sample_data()[0])
     for value in found:
         for key in ("sums", "unordered"):
@@ -104,7 +104,7 @@ def test_float64_sums_equal_the_one_process_sums_on_every_rank(ranks: tuple[int,
 
 
 def test_candidate_scores_are_gathered_in_candidate_order(ranks: tuple[int, list[dict[str, Any]]]) -> None:
-    world, found = ranks
+    _, found = ranks
     for value in found:
         assert value["nodes"] == [1.5 * node for node in range(100, 100 + NODES)]
 
@@ -130,7 +130,7 @@ def test_a_fault_on_rank_1_ends_every_rank_naming_rank_1(ranks: tuple[int, list[
         assert kind == RankError.__name__ and isinstance(RankError("", [], []), RuntimeError)
         assert message.startswith(f"rank 1 of {world} failed while scoring layer 'fc1' (rank 1: ValueError: a bad")
         assert message.endswith(f"rank {rank} stopped with it")
-    assert max(value["fault_seconds"] for value in found) < 10  # the flag exchange, not the 60 s timeout
+    assert max(value["fault_seconds"] for value in found) < 30  # the flag exchange, not the 300 s timeout
 
 
 def test_a_fault_outside_an_inner_guard_still_ends_every_rank(ranks: tuple[int, list[dict[str, Any]]]) -> None:

@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import distributed as dist
@@ -206,7 +206,7 @@ class Group:
             return value
         box: list[Any] = [value]
         dist.broadcast_object_list(box, group_src=src, group=self.process_group, device=self.device)
-        return box[0]  # type: ignore[no-any-return]
+        return cast(T, box[0])
 
     def same_everywhere(self, value: T, what: str) -> T:
         """Check that ``value`` (a decision: a node, a mask, a score tensor) is identical on every rank.
@@ -291,7 +291,7 @@ class Group:
             dist.all_reduce(torch.zeros(1, device=self.device), group=self.process_group)
 
 
-def resolve(process_group: Any = None) -> Group:
+def resolve(process_group: Any = None, owner: str = "nodeprune") -> Group:
     """The :class:`Group` for ``process_group``: a Group as it is, a torch ProcessGroup, or None.
 
     None means the default group when ``torch.distributed`` is initialised, else one process. Under NCCL the
@@ -303,7 +303,7 @@ def resolve(process_group: Any = None) -> Group:
         return Group(rank=0, world=1, backend="none", device=torch.device("cpu"))
     if process_group is not None and not (dist.is_available() and isinstance(process_group, dist.ProcessGroup)):
         raise invalid(
-            "nodeprune", "process_group", "None or a torch.distributed ProcessGroup", type(process_group), TypeError
+            owner, "process_group", "None or a torch.distributed ProcessGroup", type(process_group), TypeError
         )
     if not dist.is_initialized():
         raise ValueError("a process_group was given but torch.distributed is not initialised: init_process_group first")
