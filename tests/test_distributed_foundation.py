@@ -142,6 +142,18 @@ def test_a_fault_outside_an_inner_guard_still_ends_every_rank(ranks: tuple[int, 
     assert [value["written"] for value in found] == ["written"] + [None] * (world - 1)
 
 
+def _hang_on_rank_1() -> None:
+    if resolve().rank == 1:
+        time.sleep(600)
+
+
+def test_a_hanging_rank_is_killed_and_the_test_fails_with_every_rank_s_stderr() -> None:
+    start = time.monotonic()
+    with pytest.raises(AssertionError, match=r"(?s)2 ranks did not finish within 5 s.*--- rank 1 stderr"):
+        spawn(_hang_on_rank_1, 2, timeout=5, package=False)
+    assert time.monotonic() - start < 15
+
+
 @pytest.mark.parametrize("world", [1, 2, 3, 4, 7])
 @pytest.mark.parametrize("count", [7, 10, 1001])
 def test_blocks_cover_every_item_once_in_order(world: int, count: int) -> None:
