@@ -172,6 +172,19 @@ def test_batches_are_cut_by_samples_not_by_batches() -> None:
     assert [[y.tolist() for _, y in part] for part in parts] == [[[0, 1, 2, 3]], [[4], [5], [6]], [[7, 8, 9]]]
 
 
+def test_keyword_inputs_are_cut_alike() -> None:
+    inputs = {"input_ids": torch.arange(10).reshape(5, 2), "attention_mask": torch.ones(5, 2)}
+    parts = [group_of(rank, 2).shard((inputs, torch.arange(5))) for rank in range(2)]
+    assert [part[0]["input_ids"][:, 0].tolist() for part in parts] == [[0, 2, 4], [6, 8]]
+    assert [part[1].tolist() for part in parts] == [[0, 1, 2], [3, 4]]
+    assert [part[0]["attention_mask"].shape[0] for part in parts] == [3, 2]
+    batches = [
+        ((torch.zeros(3, 1), torch.ones(3, 4)), torch.arange(3)),
+        ((torch.zeros(1, 1), torch.ones(1, 4)), torch.tensor([3])),
+    ]
+    assert [[y.tolist() for _, y in group_of(rank, 2).shard(batches)] for rank in range(2)] == [[[0, 1]], [[2], [3]]]
+
+
 def test_shard_sampler_covers_every_sample_once_and_distributed_sampler_padding_is_detected() -> None:
     dataset = TensorDataset(torch.zeros(10, 1), torch.arange(10))
     seen = []

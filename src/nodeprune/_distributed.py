@@ -84,7 +84,8 @@ class Group:
     def shard(self, data: Any) -> Any:
         """This rank's part of ``data``: a contiguous block of an ``(X, y)`` pair or of a list of batches.
 
-        A pair ``(X, y)`` gives ``(X[start:stop], y[start:stop])`` (views) with the bounds of :func:`bounds`.
+        A pair ``(X, y)`` gives ``(X[start:stop], y[start:stop])`` (views) with the bounds of :func:`bounds`;
+        ``X`` may also be a tuple or a dict of tensors with one row per sample (keyword inputs), each cut alike.
         A list or tuple of ``(x, y)`` batches is cut by samples, not by batches: the rank gets samples
         ``start..stop`` of the concatenated batches, the batches kept as they are except at the block's two
         ends. A DataLoader (or any other iterable) is the rank's own shard and is returned as it is, after
@@ -93,8 +94,8 @@ class Group:
         if self.world == 1:
             return data
         if _is_pair(data):
-            start, stop = self._block(int(data[0].shape[0]), "data")
-            return data[0][start:stop], data[1][start:stop]
+            start, stop = self._block(int(data[1].shape[0]), "data")
+            return _rows(data[0], start, stop), data[1][start:stop]
         if isinstance(data, (list, tuple)) and all(_is_pair(batch) for batch in data):
             return self._shard_batches(data)
         if isinstance(data, DataLoader):
@@ -109,14 +110,14 @@ class Group:
             )
         return bounds(count, self.world, self.rank)
 
-    def _shard_batches(self, data: Sequence[Any]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        start, stop = self._block(sum(int(batch[0].shape[0]) for batch in data), "data")
+    def _shard_batches(self, data: Sequence[Any]) -> list[tuple[Any, torch.Tensor]]:
+        start, stop = self._block(sum(int(batch[1].shape[0]) for batch in data), "data")
         part, offset = [], 0
         for inputs, targets in data:
-            size = int(inputs.shape[0])
+            size = int(targets.shape[0])
             low, high = max(start - offset, 0), min(stop - offset, size)
             if low < high:
-                part.append((inputs[low:high], targets[low:high]))
+                part.append((_rows(inputs, low, high), targets[low:high]))
             offset += size
         return part
 
@@ -348,8 +349,32 @@ class ShardSampler(Sampler[int]):
         return self.stop - self.start
 
 
+def _is_inputs(inputs: object, rows: int) -> bool:
+    """A tensor, or a tuple or dict of tensors, with ``rows`` rows each (a model's positional or keyword inputs)."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs.dim() > 0 and inputs.shape[0] == rows
+    parts = list(inputs.values()) if isinstance(inputs, dict) else list(inputs) if isinstance(inputs, tuple) else []
+    return bool(parts) and all(isinstance(p, torch.Tensor) and p.dim() > 0 and p.shape[0] == rows for p in parts)
+
+
 def _is_pair(data: object) -> bool:
-    return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(p, torch.Tensor) for p in data)
+    """An ``(inputs, targets)`` pair: targets a tensor, inputs with as many rows (:func:`_is_inputs`)."""
+    return (
+        isinstance(data, (tuple, list))
+        and len(data) == 2
+        and isinstance(data[1], torch.Tensor)
+        and data[1].dim() > 0
+        and _is_inputs(data[0], int(data[1].shape[0]))
+    )
+
+
+def _rows(inputs: Any, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of a tensor, or of each tensor of a tuple or dict (views)."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs[start:stop]
+    if isinstance(inputs, dict):
+        return {key: value[start:stop] for key, value in inputs.items()}
+    return tuple(value[start:stop] for value in inputs)
 
 
 def _to_cpu(value: Any) -> Any:
