@@ -23,6 +23,7 @@ LEVELS: list[tuple[str, int]] = [
     ("nodeprune._data", 0),
     ("nodeprune._batches", 0),
     ("nodeprune.losses", 0),
+    ("nodeprune._distributed", 0),
     ("nodeprune._validation", 0),
     ("nodeprune.adaptive_dropout", 0),
     ("nodeprune.report", 0),
