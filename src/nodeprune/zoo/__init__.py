@@ -15,18 +15,20 @@ from ._common import ACTIVATIONS, VGG16_CHANNELS, keras_init_
 from .charpentier import mlp, thesis_ann, thesis_cnn, thesis_mlp
 from .dutta import DUTTA_FILTERS, dutta_cnn_cifar, dutta_cnn_mnist
 from .ma import ma_cnn, ma_net
-from .vgg import thesis_vgg16, vgg16_bn_cifar, zhao_vgg16
+from .vgg import VGG_LAYOUTS, narrow_vgg, thesis_vgg16, vgg16_bn_cifar, zhao_vgg16
 
 __all__ = [
     "ACTIVATIONS",
     "DUTTA_FILTERS",
     "VGG16_CHANNELS",
+    "VGG_LAYOUTS",
     "dutta_cnn_cifar",
     "dutta_cnn_mnist",
     "keras_init_",
     "ma_cnn",
     "ma_net",
     "mlp",
+    "narrow_vgg",
     "thesis_ann",
     "thesis_cnn",
     "thesis_mlp",
