@@ -178,10 +178,11 @@ def stand_in(ctx: Run) -> None:
 
 def network(ctx: Run) -> str:
     """The network that ran, for the report's first line ("" for Zhao's VGG-16 on CIFAR-10)."""
+    both = "" if ctx.quick else ", and trained end to end"
     if ctx.data.name == "fashion-mnist":
-        return f"VGG-11 at 1/{VGG_WIDTH} width, 688 channels (frozen trunk + trained head; trained end to end)"
+        return f"VGG-11 at 1/{VGG_WIDTH} width, 688 channels: frozen trunk + trained head{both}"
     if ctx.data.name == "digits":
-        return "a VGG-like net conv16-conv16-M-conv32-conv32-M-conv64, 160 channels (S4 frozen trunk; S3 trained)"
+        return f"VGG-like conv16-conv16-M-conv32-conv32-M-conv64, 160 channels: frozen trunk + trained head{both}"
     return ""
 
 
