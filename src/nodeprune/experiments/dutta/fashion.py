@@ -39,7 +39,7 @@ from ._common import (
     summarise,
 )
 
-__all__ = ["EXPERIMENT", "PAPER_EPOCHS", "build", "cache_folder", "paper_protocol_epochs", "to_28"]
+__all__ = ["CACHE_VARIABLE", "EXPERIMENT", "PAPER_EPOCHS", "build", "cache_folder", "paper_protocol_epochs", "to_28"]
 
 PERIOD, ADAM = 1, 5  # time-compressed schedule (the paper: 25 and 400; Appendix A)
 QUICK_TRAIN, QUICK_ADAM = 300, 1  # --quick: training images and Adam epochs
@@ -108,6 +108,12 @@ def reproduce(ctx: Context) -> None:
         torch.set_num_threads(threads)
     rows, probes = summarise(all_runs)
     report(ctx, rows, probes, all_runs, (len(train[0]), len(test[0])), widths, adam)
+    if folder is not None:
+        ctx.text(
+            f"Each training run's result is kept in `{folder}` (one file per configuration and seed, "
+            "`dutta._common.job_key`): a run stopped midway and started again skips the runs it had finished; "
+            "their seconds per epoch are those measured when they ran."
+        )
     verdicts(ctx, rows, probes, metric="max_curve")
     weights(ctx, all_runs)
 
