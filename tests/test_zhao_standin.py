@@ -105,6 +105,7 @@ def test_narrow_vgg11_at_quarter_width_has_vgg11s_layout_and_688_channels() -> N
     assert [n for n, m in model.named_children() if isinstance(m, nn.MaxPool2d)] == [f"pool{i}" for i in range(1, 6)]
     assert model(torch.zeros(3, 1, 32, 32)).shape == (3, 10)
     assert model.fc1.in_features == 128 and model.fc1.out_features == 256
+    assert sum(p.numel() for p in model.parameters()) == 612_426  # docs/data.md
 
 
 def test_narrow_vgg16_at_full_width_has_vgg16s_convolutions() -> None:
