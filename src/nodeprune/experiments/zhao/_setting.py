@@ -100,8 +100,8 @@ PROTOCOLS = {
         head_epochs=6,
         cifar_train=200,
         cifar_test=40,
-        fashion_epochs=1,
-        fashion_train=2_000,
+        fashion_epochs=2,
+        fashion_train=6_000,
         fashion_test=100,
     ),
 }
