@@ -101,7 +101,7 @@ class Cost:
     """
 
     def __init__(self, masker: Masker, layers: list[str], what: str, target: int | float, owner: str) -> None:
-        self.masker, self.layers, self.index = masker, layers, 0 if what == "macs" else 1
+        self.masker, self.layers, self.index, self.what = masker, layers, 0 if what == "macs" else 1, what
         nothing = {layer.name: torch.zeros(0, dtype=torch.long) for layer in masker.layers}
         try:
             full = _count(masker, nothing)[self.index]
@@ -163,6 +163,15 @@ class Target:
         elif self.active:
             total = sum(sizes.values())
             self.total = math.floor(ratio * total) if ratio is not None else n
+
+    def goal(self) -> int | None:
+        """How many nodes of the considered layers are removed once a node-count target is met, counted from the
+        unpruned layers (None: params, macs, thesis mode)."""
+        if self.total is not None:
+            return self.total
+        if self.keep:
+            return sum(max(0, self.masker.layer(name).size - keep) for name, keep in self.keep.items())
+        return None
 
     def expired(self) -> bool:
         return self.deadline is not None and time.perf_counter() >= self.deadline

@@ -95,7 +95,8 @@ class PreComputed(Strategy):
 
     >>> masker.reset()
     >>> result = npr.PreComputed(npr.Magnitude(), params=0.6).prune(masker)
-    >>> masker.summary()["params"] <= 0.6 * (4 * 10 + 10 + 10 * 2 + 2), result.stopped
+    >>> summary = masker.summary()
+    >>> summary.params_after <= 0.6 * summary.params_before, result.stopped
     (True, 'target')
     """
 
