@@ -53,9 +53,11 @@ def check_targets(strategy: Any, *, ratio_interval: str = "(0, 1)", n_minimum: i
         value = getattr(strategy, key, None)
         if value is None:
             continue
-        if isinstance(value, float):
-            check_number(owner, key, value, interval="(0, 1)")
-        else:
+        if isinstance(value, float) and not 0 < value < 1:
+            raise invalid(
+                owner, key, "an int >= 0 (at most this many left) or a float in (0, 1) (that fraction of the unpruned count)", value
+            )
+        if not isinstance(value, float):
             check_int(owner, key, value, minimum=0)
     if getattr(strategy, "seconds", None) is not None:
         check_number(owner, "seconds", strategy.seconds, interval="(0, inf)")

@@ -9,8 +9,8 @@ L, and therefore every node's delta, in every layer (a node before L acts throug
   rescoring.
 - ``rescore="stale"`` (faster): the scores of the first full scoring are kept and refreshed lazily, by the
   rule of lazy greedy evaluation (Minoux 1978): before every removal the
-  :data:`~nodeprune.strategies._budget.SHORTLIST` best stale candidates are scored exactly, and again the
-  next best ones, until the best exactly re-scored candidate is no worse than the best score still stale;
+  :data:`~nodeprune.strategies._budget.SHORTLIST` best stale candidates are scored exactly, then the next
+  best ones (twice as many each round), until the best exactly re-scored candidate is no worse than the best score still stale;
   that candidate goes. The removed node's recorded delta is always exact. If a removal could only raise the
   other nodes' deltas (they only become more important as the model shrinks), the stale scores would be
   lower bounds and the choice that of full rescoring; deltas can also fall (a node that compensated for a
@@ -55,13 +55,14 @@ def _best(table: dict[tuple[str, int], Entry], rank: dict[str, int]) -> tuple[st
 
 
 def _lazy(run: Any, table: dict[tuple[str, int], Entry], layers: list[str], rank: dict[str, int]) -> tuple[str, int]:
-    """Re-score the best stale candidates, SHORTLIST at a time, until the best fresh one beats every stale score."""
+    """Re-score the best stale candidates (SHORTLIST, then twice as many each round) until the best fresh one is no
+    worse than every score still stale; returns it. Re-scored entries replace their stale scores in ``table``."""
     order = sorted(table, key=lambda key: (table[key][0], -rank[key[0]], -key[1]))
     fresh: dict[tuple[str, int], Entry] = {}
-    position = 0
+    position, size = 0, SHORTLIST
     while True:
-        shortlist = order[position : position + SHORTLIST]
-        position += len(shortlist)
+        shortlist = order[position : position + size]
+        position, size = position + len(shortlist), 2 * size  # doubling: at most twice the re-scores needed
         found: dict[tuple[str, int], Entry] = {}
         for layer in layers:
             nodes = [node for name, node in shortlist if name == layer]
