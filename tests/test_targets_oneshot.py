@@ -68,7 +68,7 @@ def test_params_and_macs_are_met_at_the_first_removal_in_ranking_order_that_meet
 
 
 def test_params_per_layer_follows_each_layers_ranking_and_keeps_layers_in_proportion():
-    data, masker = setup()
+    _, masker = setup()
     scores = {layer.name: npr.Magnitude().score(masker, layer.name) for layer in masker.layers}
     result = npr.PreComputed(npr.Magnitude(), params=0.5).prune(masker)
     for layer in masker.layers:
@@ -92,7 +92,7 @@ def test_params_int_is_a_count_left_and_global_follows_the_ranking_over_all_laye
 
 
 def test_an_unreachable_target_stops_at_min_keep_and_says_so():
-    data, masker = setup()
+    _, masker = setup()
     result = npr.PreComputed(npr.Magnitude(), params=1, min_keep=3).prune(masker)
     assert [masker.kept(layer.name) for layer in masker.layers] == [3, 3]
     assert result.stopped == "min_keep" and result.mode == "target"
@@ -102,7 +102,7 @@ def test_an_unreachable_target_stops_at_min_keep_and_says_so():
 
 
 def test_random_removal_default_and_n_draws_are_unchanged():
-    data, masker = setup()
+    _, masker = setup()
     default = npr.RandomRemoval(seed=3).prune(masker).removed
     masker.reset()
     assert npr.RandomRemoval(n=8, seed=3).prune(masker).removed == default
@@ -128,7 +128,7 @@ class Slow(npr.Magnitude):
 
 
 def test_seconds_limits_the_scoring_phase_and_prunes_only_the_layers_scored():
-    data, masker = setup()
+    _, masker = setup()
     result = npr.PreComputed(Slow(), ratio=0.5, seconds=0.1).prune(masker)
     scored = [name for name, removed in result.removed.items() if removed]
     assert result.stopped == "seconds" and len(scored) == 1 and set(result.scores) == set(scored)
@@ -145,7 +145,7 @@ def test_proportional_order_interleaves_layers_by_their_share():
 
 
 def test_a_failing_count_leaves_the_masks_as_they_were():
-    data, masker = setup()
+    _, masker = setup()
     before = {layer.name: masker.mask(layer.name).clone() for layer in masker.layers}
 
     class Boom(npr.Magnitude):

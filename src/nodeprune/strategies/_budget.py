@@ -44,7 +44,9 @@ def check_targets(strategy: Any, *, ratio_interval: str = "(0, 1)", n_minimum: i
     owner = type(strategy).__name__
     keys = given(strategy)
     if len(keys) > 1:
-        raise invalid(owner, keys[1], f"None when {keys[0]!r} is given (one target at a time)", getattr(strategy, keys[1]))
+        raise invalid(
+            owner, keys[1], f"None when {keys[0]!r} is given (one target at a time)", getattr(strategy, keys[1])
+        )
     if getattr(strategy, "ratio", None) is not None:
         check_number(owner, "ratio", strategy.ratio, interval=ratio_interval)
     if getattr(strategy, "n", None) is not None:
@@ -55,7 +57,10 @@ def check_targets(strategy: Any, *, ratio_interval: str = "(0, 1)", n_minimum: i
             continue
         if isinstance(value, float) and not 0 < value < 1:
             raise invalid(
-                owner, key, "an int >= 0 (at most this many left) or a float in (0, 1) (that fraction of the unpruned count)", value
+                owner,
+                key,
+                "an int >= 0 (at most this many left) or a float in (0, 1) (that fraction of the unpruned count)",
+                value,
             )
         if not isinstance(value, float):
             check_int(owner, key, value, minimum=0)

@@ -10,11 +10,11 @@ L, and therefore every node's delta, in every layer (a node before L acts throug
 - ``rescore="stale"`` (faster): the scores of the first full scoring are kept and refreshed lazily, by the
   rule of lazy greedy evaluation (Minoux 1978): before every removal the
   :data:`~nodeprune.strategies._budget.SHORTLIST` best stale candidates are scored exactly, then the next
-  best ones (twice as many each round), until the best exactly re-scored candidate is no worse than the best score still stale;
-  that candidate goes. The removed node's recorded delta is always exact. If a removal could only raise the
-  other nodes' deltas (they only become more important as the model shrinks), the stale scores would be
-  lower bounds and the choice that of full rescoring; deltas can also fall (a node that compensated for a
-  removed one), so the choice may differ.
+  best ones (twice as many each round), until the best exactly re-scored candidate is no worse than the
+  best score still stale; that candidate goes. The removed node's recorded delta is always exact. If a
+  removal could only raise the other nodes' deltas (they only become more important as the model shrinks),
+  the stale scores would be lower bounds and the choice that of full rescoring; deltas can also fall (a
+  node that compensated for a removed one), so the choice may differ.
 
 References
 ----------
