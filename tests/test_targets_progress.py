@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import torch
+from tqdm.auto import tqdm
 
 import nodeprune as npr
 from conftest import make_mlp
@@ -17,6 +19,12 @@ def setup():
     generator = torch.Generator().manual_seed(1)
     data = (torch.randn(80, 6, generator=generator), torch.randint(0, 3, (80,), generator=generator))
     return data, npr.Masker(model, data[0][:1])
+
+
+@pytest.fixture(autouse=True)
+def terminal(monkeypatch):
+    """As on a terminal: the bar is shown (tqdm hides it when stderr is not a terminal, as under pytest)."""
+    monkeypatch.setattr(iterative, "tqdm", lambda *args, **kw: tqdm(*args, **{**kw, "disable": kw["disable"] or False}))
 
 
 def test_a_verbose_run_reports_removed_over_target_evaluations_and_seconds(capsys, monkeypatch):

@@ -146,7 +146,7 @@ class Iterative(Strategy):
                 initial=run.state.position,
                 desc=type(self).__name__,
                 unit="layer",
-                disable=not self.verbose,
+                disable=None if self.verbose else True,
             ) as bar,
         ):
             run.bar = bar
