@@ -82,8 +82,8 @@ class Exhaustive(Iterative):
         RuntimeWarning naming each difference; the model's layers and the masks must still match.
     verbose : bool, default=True
         Progress on a terminal or in a notebook (tqdm): a bar over the layers and, at most every 2 s even
-        inside a long layer, the layer, nodes removed / the target's count (or the running parameter or MAC count), evaluations and elapsed
-        seconds.
+        inside a long layer, the layer, nodes removed / the target's count (or the running parameter or MAC
+        count), evaluations and elapsed seconds.
 
     References
     ----------
