@@ -38,6 +38,7 @@ METHODS = [
     npr.LossDelta,
     npr.Relevance,
     npr.Distinctiveness,
+    npr.ActivationNorm,
     npr.Retention,
     npr.PreComputed,
     Ranking,

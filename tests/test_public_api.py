@@ -28,6 +28,7 @@ def test_public_names() -> None:
         "Greedy",
         "RandomRemoval",
         "RandomShrink",
+        "ActivationNorm",
     }
     assert expected <= set(npr.__all__)
     for name in npr.__all__:
@@ -73,6 +74,7 @@ def test_the_public_api_block_of_design_md_runs_as_written(tmp_path) -> None:
     npr.Magnitude(stat="mean_abs")
     npr.Relevance(data, composite="alpha2beta1", stat="mean_abs")
     npr.Distinctiveness(data)
+    npr.ActivationNorm(data, output=None)
     npr.Retention()
 
     for strategy in (

@@ -11,7 +11,7 @@ from .evaluate import Evaluation, evaluate
 from .interop import as_importance
 from .losses import CausalLMLoss, TokenCrossEntropy
 from .masker import Masker, NodeLayer
-from .scorers import Distinctiveness, LossDelta, Magnitude, Relevance, Retention, Scorer
+from .scorers import ActivationNorm, Distinctiveness, LossDelta, Magnitude, Relevance, Retention, Scorer
 from .strategies import (
     DeltaInterleaved,
     Exhaustive,
@@ -26,6 +26,7 @@ from .strategies import (
 from .training import AdaptiveDropout
 
 __all__ = [
+    "ActivationNorm",
     "AdaptiveDropout",
     "CausalLMLoss",
     "DeltaInterleaved",

@@ -28,11 +28,19 @@ from .._data import (
     select_output,
     take_rows,
 )
-from .._guard import weight_of
 from .._masking.probe import measure_outputs, probe
 from ..masker import Masker, NodeLayer
 from .plan import Baseline, LayerPlan
-from .rank_one import channels_last, factor, first_site_output, first_site_tables, layout, plain_site, segments
+from .rank_one import (
+    channels_last,
+    factor,
+    first_site_output,
+    first_site_tables,
+    layout,
+    plain_site,
+    segments,
+    site_weight,
+)
 from .sites import Site, layer_sites
 from .suffix import SplitError, SuffixSplit, prefix_of, split_model, trace_model
 
@@ -306,7 +314,7 @@ def _substitution_tables(
             offset[effect.root, effect.features] = effect.offset
         offsets[site.name] = offset
         if site is plan.first and plain_site(site.module):  # other first sites are recomputed on their input
-            weight = weight_of(site.module).detach().clone()
+            weight = site_weight(site.module).detach().clone()
             for effect in effects:
                 weight[:, effect.twin] += effect.scale * weight[:, effect.features]
     return tables, offsets, weight

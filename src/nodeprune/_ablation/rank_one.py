@@ -1,6 +1,8 @@
 """The first site's output with one node removed per row: the rank-one (or per-channel) update.
 
-For a Linear first site, removing node ``j`` changes the output by ``−x_j · W[:, j]``; for an ungrouped
+For a Linear first site, removing node ``j`` changes the output by ``−x_j · W[:, j]`` (for an attention
+head, whose ``d_head`` context features feed the output projection, by ``−x_h · W[:, h]`` over the head's
+columns: a rank-``d_head`` update; transformers' ``Conv1D`` is a Linear with its weight transposed); for an ungrouped
 Conv, by the convolution of ``j``'s input channel(s) with ``W[:, j]`` (computed as one small matrix
 product over unfolded patches, exact and much faster than a one-channel oneDNN convolution). Other
 consumers (grouped, transposed) are recomputed on the masked input; a layer masked on its own output is
@@ -20,7 +22,7 @@ from torch.nn import functional as F
 
 from .._guard import weight_of
 from .plan import Baseline, LayerPlan
-from .sites import Site
+from .sites import Site, linear_like
 
 
 def layout(value: torch.Tensor) -> torch.memory_format:
@@ -68,14 +70,21 @@ def segments(nodes: torch.Tensor) -> list[tuple[int, int, int]]:
 
 
 def plain_site(module: nn.Module) -> bool:
-    """Whether a first site's removal term is computed from its weight: a Linear or an ungrouped convolution."""
-    return isinstance(module, nn.Linear) or (
+    """Whether a first site's removal term is computed from its weight: a Linear (or Conv1D) or an ungrouped
+    convolution."""
+    return linear_like(module) or (
         isinstance(module, nn.modules.conv._ConvNd) and not module.transposed and module.groups == 1
     )
 
 
+def site_weight(module: nn.Module) -> torch.Tensor:
+    """A plain site's weight as (out, in, …): transformers' ``Conv1D`` stores it transposed, (in, out)."""
+    weight = weight_of(module)
+    return weight.t() if linear_like(module) and not isinstance(module, nn.Linear) else weight
+
+
 def _rank_one_linear(plan: LayerPlan, site_input: torch.Tensor) -> bool:
-    return isinstance(plan.first.module, nn.Linear) and site_input.dim() == 2 and plan.single is not None
+    return linear_like(plan.first.module) and site_input.dim() == 2 and plan.single is not None
 
 
 def first_site_tables(
@@ -91,7 +100,7 @@ def first_site_tables(
     if first.output or site_input is None or not plain_site(first.module):
         return None, None, None
     if _rank_one_linear(plan, site_input):
-        effective = weight_of(first.module).detach() if weight is None else weight
+        effective = site_weight(first.module).detach() if weight is None else weight
         return site_input.t().contiguous(), effective.t().contiguous(), None
     if _unfoldable(first.module):
         return None, None, site_input.transpose(0, 1).contiguous()
@@ -151,7 +160,7 @@ def first_site_output(plan: LayerPlan, base: Baseline, nodes: torch.Tensor, rows
     assert x is not None
     if not plain_site(module):
         return channels_last(module(_apply(x.index_select(0, rows), factor(first, base, nodes))))
-    weight = weight_of(module).detach() if base.weight is None else base.weight
+    weight = site_weight(module).detach() if base.weight is None else base.weight
     if _rank_one_linear(plan, x):
         assert plan.single is not None
         return _linear_rank_one(base, plan.single, x, y, weight, nodes, rows)
@@ -159,7 +168,7 @@ def first_site_output(plan: LayerPlan, base: Baseline, nodes: torch.Tensor, rows
     unfold = _unfoldable(module)
     for start, stop, node in segments(nodes):
         features = plan.features[node].to(x.device)
-        if isinstance(module, nn.Linear):
+        if linear_like(module):
             part = x.index_select(0, rows[start:stop])
             term = part[..., features] @ weight[:, features].t()
         elif unfold:

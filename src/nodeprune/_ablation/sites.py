@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._masking.structure import is_conv1d
 from .._masking.substitution import resolve
 from ..masker import Masker, NodeLayer
 
@@ -45,7 +46,8 @@ class Site:
 
     @property
     def linear(self) -> bool:
-        return isinstance(self.module, nn.Linear)
+        """Whether the features are the last dimension: a Linear, or transformers' ``Conv1D`` (GPT-2)."""
+        return linear_like(self.module)
 
     def feature_dim(self, value: torch.Tensor) -> int:
         """The dimension of ``value`` that holds this site's features (last for Linear, 1 for Conv)."""
@@ -130,7 +132,21 @@ def layer_sites(masker: Masker, layer: NodeLayer) -> list[Site]:
     sites = []
     for name, (features, channels) in merged.items():
         module = masker.model.get_submodule(name)
-        width = int(module.in_features) if isinstance(module, nn.Linear) else int(module.in_channels)  # type: ignore[arg-type]
+        width = input_width(module)
         channel = torch.cat(channels)
         sites.append(Site(name, module, False, torch.cat(features), channel % layer.size, width, channel))
     return sites
+
+
+def linear_like(module: nn.Module) -> bool:
+    """A Linear, or transformers' ``Conv1D``: a Linear whose weight is stored transposed, (in, out)."""
+    return isinstance(module, nn.Linear) or is_conv1d(module)
+
+
+def input_width(module: nn.Module) -> int:
+    """Input features of a Linear or Conv1D, input channels of a Conv."""
+    if isinstance(module, nn.Linear):
+        return int(module.in_features)
+    if is_conv1d(module):
+        return int(module.weight.shape[0])  # type: ignore[index]
+    return int(module.in_channels)  # type: ignore[arg-type]

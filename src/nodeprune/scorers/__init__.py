@@ -1,5 +1,6 @@
 """Scorers: one module per scorer, plus the Scorer protocol."""
 
+from .activation import ActivationNorm
 from .base import Scorer
 from .distinctiveness import Distinctiveness
 from .loss_delta import LossDelta
@@ -7,4 +8,4 @@ from .magnitude import Magnitude
 from .relevance import Relevance
 from .retention import Retention
 
-__all__ = ["Distinctiveness", "LossDelta", "Magnitude", "Relevance", "Retention", "Scorer"]
+__all__ = ["ActivationNorm", "Distinctiveness", "LossDelta", "Magnitude", "Relevance", "Retention", "Scorer"]

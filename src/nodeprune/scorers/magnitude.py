@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from .._guard import weight_of
+from .._masking.parameters import node_weights
 from .._validation import check_choice
 from ..masker import Masker, NodeLayer
 from .base import Scorer
@@ -37,6 +37,23 @@ class Magnitude(Scorer):
     Higher = larger weights = keep. With the Masker's coupled layers (residual additions, depthwise
     convolutions) the filter is the concatenation of every coupled producer's filter; with grouped
     convolutions a node's filter covers its whole channel bundle.
+
+    **Transformers.** On a recognised transformer (``Masker.discovery_path == "transformer"``) a node's
+    weights are every weight its removal takes away (the group of Fang et al. 2023), and ``stat`` is taken
+    over all of them together (``"l2"`` is the Euclidean norm of their concatenation):
+
+    - a **head** (``kind="head"``): its ``head_dim`` rows of the query projection, the ``head_dim`` rows of
+      its key/value head in the key and value projections (under grouped-query attention those of its
+      group, shared by the group's query heads; for a fused ``qkv``/``c_attn`` its rows in each block) and
+      its ``head_dim`` input columns of the output projection: :math:`n = 4 \cdot d_\text{head} \cdot
+      d_\text{model}`;
+    - an MLP **neuron** (``kind="neuron"``): its row of the up projection and its column of the down
+      projection; a **gated neuron** (``kind="gated_neuron"``, SwiGLU): its rows of the gate and up
+      projections and its column of the down projection.
+
+    Biases and T5's relative position bias are left out. transformers' ``Conv1D`` (GPT-2) is read as the
+    Linear it is (its weight is stored transposed). The other layers of a transformer (residual-stream
+    writers, masked on their own output) keep the output-filter definition above.
 
     The statistics, over the :math:`n` weights :math:`W_{j,k}` of node :math:`j`'s filter (for a Conv2d,
     :math:`n = C_\text{in} \cdot k_h \cdot k_w`), against the rows of Zhao (2024)'s Table B.2:
@@ -72,6 +89,9 @@ class Magnitude(Scorer):
     - H. Li, A. Kadav, I. Durdanovic, H. Samet and H. P. Graf, *Pruning filters for efficient ConvNets*,
       International Conference on Learning Representations (ICLR), 2017;
       §3.1 (the L1 filter norm).
+    - G. Fang, X. Ma, M. Song, M. B. Mi and X. Wang, *DepGraph: Towards any structural pruning*, IEEE/CVF
+      Conference on Computer Vision and Pattern Recognition (CVPR), 2023 (the importance of a group of
+      coupled parameters: one norm over all of them).
 
     Examples
     --------
@@ -88,16 +108,5 @@ class Magnitude(Scorer):
 
     def _score(self, masker: Masker, layer: NodeLayer, nodes: torch.Tensor) -> torch.Tensor:
         check_choice("Magnitude", "stat", self.stat, sorted(STATISTICS))
-        filters = node_filters(masker, layer)
-        return STATISTICS[self.stat](filters[nodes].double())
-
-
-def node_filters(masker: Masker, layer: NodeLayer) -> torch.Tensor:
-    """All weights that compute each node, one row per node: shape ``(size, n)``."""
-    rows = []
-    for name in (layer.name, *layer.coupled):
-        weight = weight_of(masker.model.get_submodule(name)).detach()
-        rows.append(weight.reshape(weight.shape[0], -1))
-    per_channel = torch.cat(rows, dim=1)  # (channels, n_c)
-    g = layer.channel_groups
-    return per_channel.reshape(g, layer.size, -1).permute(1, 0, 2).reshape(layer.size, -1)
+        weights = node_weights(masker.model, layer)  # (size, n): one row per node
+        return STATISTICS[self.stat](weights[nodes].double())
