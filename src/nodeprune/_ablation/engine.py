@@ -300,7 +300,7 @@ def _evaluate_nodes(
     progress: bool,
     session: _Session | None,
     output: OutputChoice = None,
-) -> Outcomes:
+) -> _Local:
     mask = masker.mask(layer.name)
     live = mask[nodes]
     candidates = nodes[live]
