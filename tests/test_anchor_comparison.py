@@ -121,3 +121,28 @@ def test_the_full_plan_runs_every_method_on_every_seed_fine_tuned_and_the_short_
     assert {s for _, s, m, _ in medium if m == "exhaustive"} == {0, 1, 2}
     assert {s for _, s, m, _ in medium if m.endswith("-global")} == {0}
     assert medium[0][2] in anchor.ITERATIVE  # the longest jobs start first
+
+
+def test_the_cnn_pruning_set_is_the_first_n_validation_images_for_every_method_and_has_its_own_job_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    images, labels = torch.randn(50, 1, 28, 28), torch.arange(50) % 10
+
+    class Setting:
+        validation = (images, labels)
+
+    monkeypatch.delenv(anchor.SAMPLES_VARIABLE, raising=False)
+    whole = anchor.job_key(("cnn", 0, "greedy", True))
+    assert anchor.pruning_set(Setting, "cnn")[0].shape[0] == 50  # type: ignore[arg-type]
+    monkeypatch.setenv(anchor.SAMPLES_VARIABLE, "20")
+    x, y = anchor.pruning_set(Setting, "cnn")  # type: ignore[arg-type]
+    assert torch.equal(x, images[:20]) and torch.equal(y, labels[:20])
+    assert anchor.pruning_set(Setting, "mlp")[0].shape[0] == 50  # type: ignore[arg-type]  # the MLP keeps all
+    assert anchor.job_key(("cnn", 0, "greedy", True)) != whole  # rows of another pruning set are never reused
+    assert anchor.job_key(("mlp", 0, "greedy", True)) == "anchor/mlp-s0-greedy-ft1"
+
+
+def test_a_cnn_pruning_set_that_is_not_a_positive_count_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(anchor.SAMPLES_VARIABLE, "all")
+    with pytest.raises(ValueError, match="must be a positive number of images"):
+        anchor.cnn_samples()

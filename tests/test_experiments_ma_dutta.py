@@ -308,3 +308,42 @@ def test_weight_reduction_verdict_counts_the_compacted_layers(tmp_path) -> None:
     ctx = context(dutta_fashion.EXPERIMENT, tmp_path)
     dutta_fashion.weights(ctx, results)
     assert ctx.verdicts["DM-11"].status == "not"
+
+
+# ------------------------------------------------------------------------------------------ Dutta job cache
+def test_a_cached_dutta_run_is_saved_once_and_loaded_identically(tmp_path, monkeypatch) -> None:
+    from dataclasses import asdict, replace
+
+    from nodeprune.experiments.dutta import _common
+
+    setup = replace(dutta_digits.setup(period=1, adam_epochs=1), cache=tmp_path / "jobs", tag="-n1437")
+    first = _common.cached_run("pruned", 256, "relu", 0, setup)
+    files = list((tmp_path / "jobs").iterdir())
+    assert [f.name for f in files] == [f"{_common.job_key('pruned', 256, 'relu', 0, setup)}.pt"]
+    assert files[0].name == "pruned-256-relu-seed0-P1-adam1-b64-n1437.pt"
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("a cached run was trained again")
+
+    monkeypatch.setattr(_common, "one_run", must_not_train)
+    again = _common.cached_run("pruned", 256, "relu", 0, setup)
+    assert asdict(again) == asdict(first)
+    with pytest.raises(AssertionError, match="trained again"):  # another seed is not in the cache
+        _common.cached_run("pruned", 256, "relu", 1, setup)
+
+
+def test_dutta_fashion_caches_full_runs_on_fashion_mnist_only(tmp_path, monkeypatch) -> None:
+    from nodeprune.experiments._framework import Data
+
+    monkeypatch.delenv(dutta_fashion.CACHE_VARIABLE, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    fashion = Data("fashion-mnist", "fashion-mnist", str(tmp_path), None, tmp_path)
+    full = Run(dutta_fashion.EXPERIMENT, tmp_path, [0], quick=False, data=fashion)
+    assert dutta_fashion.cache_folder(full) == tmp_path / "cache" / "nodeprune" / "dutta" / "fashion-mnist"
+    assert dutta_fashion.cache_folder(Run(dutta_fashion.EXPERIMENT, tmp_path, [0], True, fashion)) is None
+    digits = Data("digits", "fashion-mnist", "sklearn", "missing")
+    assert dutta_fashion.cache_folder(Run(dutta_fashion.EXPERIMENT, tmp_path, [0], False, digits)) is None
+    monkeypatch.setenv(dutta_fashion.CACHE_VARIABLE, str(tmp_path / "mine"))
+    assert dutta_fashion.cache_folder(Run(dutta_fashion.EXPERIMENT, tmp_path, [0], True, digits)) == (
+        tmp_path / "mine" / "digits"
+    )

@@ -11,7 +11,7 @@ from torch import nn
 
 import nodeprune as npr
 from conftest import Snapshot
-from nodeprune._masking.slicing import load_pruned
+from nodeprune import load_pruned
 from nodeprune.masker import CompactionError
 from transformer_models import bert, llama, t5
 

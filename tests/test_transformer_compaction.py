@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 import nodeprune as npr
+from nodeprune import load_pruned
 from nodeprune._data import output_tensor
-from nodeprune._masking.slicing import load_pruned
 from transformer_models import bert, gpt2, llama, t5, vit
 
 

@@ -94,6 +94,9 @@ class Experiment:
         Seeds of a ``--quick`` run.
     paper_seeds : int or None, default=None
         How many models or repeats the paper used, for the report.
+    network : str, default=""
+        The paper's network, e.g. ``"VGG-16"``, for the report's first line (next to the network that
+        ran, :attr:`Run.network`).
     """
 
     name: str
@@ -107,6 +110,7 @@ class Experiment:
     seeds: int = 1
     quick_seeds: int = 1
     paper_seeds: int | None = None
+    network: str = ""
 
 
 def check_experiment(experiment: Experiment) -> Experiment:
@@ -136,7 +140,9 @@ class Data:
     """The data a run uses: the paper's dataset or, when it is missing, digits (``fallback`` says why).
 
     ``train`` and ``test`` are ``(X float32 (N, C, H, W) in [0, 1], y int64)`` pairs; digits are
-    (N, 1, 8, 8), its 1797 images split 1437 / 360 with seed 0. Loaded on first access.
+    (N, 1, 8, 8), its 1797 images split 1437 / 360 with seed 0. Loaded on first access. ``requested`` is
+    True when digits were asked for (``--digits``), so that an experiment does not put another stand-in
+    in their place.
     """
 
     name: str
@@ -145,6 +151,7 @@ class Data:
     fallback: str | None = None
     _folder: Path | None = None
     _pairs: datasets.TrainTest | None = field(default=None, repr=False)
+    requested: bool = False
 
     @property
     def label(self) -> str:
@@ -185,7 +192,8 @@ def resolve(wanted: str | None, directory: str | os.PathLike[str] | None, digits
         return Data("digits", wanted, "scikit-learn's bundled 8×8 digits (sklearn.datasets.load_digits)")
     stand_in = "scikit-learn's bundled 8×8 digits (sklearn.datasets.load_digits), as a stand-in"
     if digits:
-        return Data("digits", wanted, stand_in, f"--digits was given (the paper's dataset is {DATASET_NAMES[wanted]})")
+        why = f"--digits was given (the paper's dataset is {DATASET_NAMES[wanted]})"
+        return Data("digits", wanted, stand_in, why, requested=True)
     try:
         folder = datasets.find(wanted, directory)
     except datasets.DatasetNotFoundError as error:
@@ -211,6 +219,9 @@ class Run:
     directory : Path or None
         The ``--data`` folder, as given (None without it), for experiments whose dataset is not one of
         :mod:`nodeprune.datasets`' (``dataset=None``).
+    network : str
+        The network that ran, for the report's first line (set by the experiment; "" says nothing, e.g.
+        when it is the paper's, :attr:`Experiment.network`).
     """
 
     def __init__(
@@ -228,6 +239,7 @@ class Run:
         self.quick = quick
         self.data = data
         self.directory = directory
+        self.network = ""
         self.sections: list[str] = []
         self.files: list[str] = []
         self.verdicts: dict[str, Verdict] = {}

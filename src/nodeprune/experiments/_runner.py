@@ -112,21 +112,40 @@ def command(name: str, data: object, seeds: int | None, quick: bool, digits: boo
     return " ".join(parts)
 
 
-def dataset_line(data: Data) -> str | None:
-    """The report's first line when the paper's dataset was not used."""
-    if data.fallback is None:
+def dataset_line(data: Data, network: str = "", paper_network: str = "") -> str | None:
+    """The report's first line when something stood in for the paper's: the data and the network that ran.
+
+    E.g. "> **Ran on Fashion-MNIST, not on the paper's CIFAR-10.** Data: Fashion-MNIST (paper: CIFAR-10);
+    network: VGG-11 at 1/4 width (paper: VGG-16). …, Why: …". A stand-in dataset is stated in bold first,
+    with the reason. ``network`` is the one that ran ("" when the experiment says nothing or ran the
+    paper's), ``paper_network`` the paper's (:attr:`Experiment.network`). None when the paper's data and
+    network ran (the report's header names the dataset).
+    """
+    if data.fallback is None and (not network or network == paper_network):
         return None
-    wanted = DATASET_NAMES.get(str(data.wanted), str(data.wanted))
+    wanted = DATASET_NAMES.get(str(data.wanted), str(data.wanted)) if data.wanted else None
+    if data.fallback is None or wanted is None:
+        parts = [f"Data: {data.label}" + (" (the paper's)" if wanted == data.label else "")]
+    else:
+        parts = [f"Data: {data.label} (paper: {wanted})"]
+    if network and paper_network and network != paper_network:
+        parts.append(f"network: {network} (paper: {paper_network})")
+    elif network or paper_network:
+        parts.append(f"network: {network or paper_network}" + (" (the paper's)" if paper_network else ""))
+    line = "; ".join(parts) + "."
+    if data.fallback is None or wanted is None:
+        return f"> {line}"
+    source = "scikit-learn's 8×8 digits" if data.name == "digits" else f"{data.label} ({data.source})"
     return (
-        f"> **Ran on digits, not on the paper's {wanted}.** The numbers below come from scikit-learn's 8×8 "
-        f"digits and are not comparable one to one with the paper's. Why: {report.cell(data.fallback)}"
+        f"> **Ran on {data.label}, not on the paper's {wanted}.** {line} The numbers below come from {source} "
+        f"and are not comparable one to one with the paper's. Why: {report.cell(data.fallback)}"
     )
 
 
 def render(ctx: Run, env: dict[str, str]) -> str:
     experiment = ctx.experiment
     lines: list[str] = []
-    first = dataset_line(ctx.data)
+    first = dataset_line(ctx.data, ctx.network, experiment.network)
     if first:
         lines += [first, ""]
     lines += [f"# {experiment.title}", ""]

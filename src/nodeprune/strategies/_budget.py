@@ -18,7 +18,7 @@ from .._masking.compaction import CompactionError
 from .._validation import check_choice, check_int, check_number, invalid
 from ..masker import Masker
 
-__all__ = ["RESCORE", "SCOPES", "SHORTLIST", "Cost", "Target", "check", "config"]
+__all__ = ["RESCORE", "SCOPES", "SHORTLIST", "TARGETS", "Cost", "Target", "check", "check_targets", "config", "given"]
 
 SCOPES = ("layer", "global")
 RESCORE = ("all", "stale")
@@ -30,28 +30,50 @@ def _targeted(strategy: Any) -> bool:
     return any(getattr(strategy, key) is not None for key in ("ratio", "n", "params", "macs"))
 
 
+TARGETS = ("ratio", "n", "params", "macs")
+
+
+def given(strategy: Any) -> list[str]:
+    """The target keywords ``strategy`` was given (at most one passes :func:`check_targets`)."""
+    return [key for key in TARGETS if getattr(strategy, key, None) is not None]
+
+
+def check_targets(strategy: Any, *, ratio_interval: str = "(0, 1)", n_minimum: int = 1) -> list[str]:
+    """Validate the target keywords shared by every strategy (``ratio``, ``n``, ``params``, ``macs``,
+    ``seconds``, ``scope``); returns the target keywords given. Nothing changes."""
+    owner = type(strategy).__name__
+    keys = given(strategy)
+    if len(keys) > 1:
+        raise invalid(
+            owner, keys[1], f"None when {keys[0]!r} is given (one target at a time)", getattr(strategy, keys[1])
+        )
+    if getattr(strategy, "ratio", None) is not None:
+        check_number(owner, "ratio", strategy.ratio, interval=ratio_interval)
+    if getattr(strategy, "n", None) is not None:
+        check_int(owner, "n", strategy.n, minimum=n_minimum)
+    for key in ("params", "macs"):
+        value = getattr(strategy, key, None)
+        if value is None:
+            continue
+        if isinstance(value, float) and not 0 < value < 1:
+            raise invalid(
+                owner,
+                key,
+                "an int >= 0 (at most this many left) or a float in (0, 1) (that fraction of the unpruned count)",
+                value,
+            )
+        if not isinstance(value, float):
+            check_int(owner, key, value, minimum=0)
+    if getattr(strategy, "seconds", None) is not None:
+        check_number(owner, "seconds", strategy.seconds, interval="(0, inf)")
+    check_choice(owner, "scope", strategy.scope, SCOPES)
+    return keys
+
+
 def check(strategy: Any) -> None:
     """Validate the budget keywords of an iterative strategy (nothing changes)."""
     owner = type(strategy).__name__
-    given = [key for key in ("ratio", "n", "params", "macs") if getattr(strategy, key) is not None]
-    if len(given) > 1:
-        raise invalid(
-            owner, given[1], f"None when {given[0]!r} is given (one target at a time)", getattr(strategy, given[1])
-        )
-    if strategy.ratio is not None:
-        check_number(owner, "ratio", strategy.ratio, interval="(0, 1)")
-    check_int(owner, "n", strategy.n, minimum=1, optional=True)
-    for key in ("params", "macs"):
-        value = getattr(strategy, key)
-        if value is None:
-            continue
-        if isinstance(value, float):
-            check_number(owner, key, value, interval="(0, 1)")
-        else:
-            check_int(owner, key, value, minimum=0)
-    if strategy.seconds is not None:
-        check_number(owner, "seconds", strategy.seconds, interval="(0, inf)")
-    check_choice(owner, "scope", strategy.scope, SCOPES)
+    given = check_targets(strategy)
     check_choice(owner, "rescore", strategy.rescore, RESCORE)
     if strategy.scope == "global" and not given:
         raise invalid(owner, "scope", "'layer' without a target (give ratio, n, params or macs for 'global')", "global")
@@ -86,7 +108,7 @@ class Cost:
     """
 
     def __init__(self, masker: Masker, layers: list[str], what: str, target: int | float, owner: str) -> None:
-        self.masker, self.layers, self.index = masker, layers, 0 if what == "macs" else 1
+        self.masker, self.layers, self.index, self.what = masker, layers, 0 if what == "macs" else 1, what
         nothing = {layer.name: torch.zeros(0, dtype=torch.long) for layer in masker.layers}
         try:
             full = _count(masker, nothing)[self.index]
@@ -148,6 +170,15 @@ class Target:
         elif self.active:
             total = sum(sizes.values())
             self.total = math.floor(ratio * total) if ratio is not None else n
+
+    def goal(self) -> int | None:
+        """How many nodes of the considered layers are removed once a node-count target is met, counted from the
+        unpruned layers (None: params, macs, thesis mode)."""
+        if self.total is not None:
+            return self.total
+        if self.keep:
+            return sum(max(0, self.masker.layer(name).size - keep) for name, keep in self.keep.items())
+        return None
 
     def expired(self) -> bool:
         return self.deadline is not None and time.perf_counter() >= self.deadline

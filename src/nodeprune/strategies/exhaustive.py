@@ -81,7 +81,9 @@ class Exhaustive(Iterative):
         (a one-shot iterator, a loss function capturing an object nodeprune cannot hash), with a
         RuntimeWarning naming each difference; the model's layers and the masks must still match.
     verbose : bool, default=True
-        Progress bar (only on a terminal).
+        Progress on a terminal or in a notebook (tqdm): a bar over the layers and, at most every 2 s even
+        inside a long layer, the layer, nodes removed / the target's count (or the running parameter or MAC
+        count), evaluations and elapsed seconds.
 
     References
     ----------

@@ -7,9 +7,10 @@ from typing import TypeVar
 
 import torch
 
-from .._validation import check_choice, check_instance, check_number, check_ratio, layer_names
+from .._validation import check_choice, check_instance, check_number, layer_names
 from ..masker import Masker
 from ..scorers.base import Scorer
+from . import _budget, _oneshot
 from .base import PruneResult, Strategy
 from .ranking import Ranking, apply, ascending, check_common, score_candidates
 
@@ -89,8 +90,9 @@ class DeltaInterleaved(Strategy):
     delta : float
         In ``[0, 1]``. Zhao (2024) sweeps ``[i * 0.1 for i in range(11)]`` (Listing 4.5); 0.5 is the combined
         strategy of Listing 4.3 (exactly, with ``lead="second"``).
-    ratio : float
+    ratio : float, default=None
         Fraction of the kept nodes to remove, in ``[0, 1)``; Zhao prunes 10 %, 20 %, …, 90 % (§4.4.4).
+        Exactly one target is needed: ``ratio``, ``n``, ``params`` or ``macs``.
     scope : {"global", "layer"}, default="global"
         Rank all layers' nodes together (Zhao's single list of ``(layer, channel)`` keys, "of the total
         channels", §4.4.4) or apply ``ratio`` within each layer.
@@ -101,9 +103,22 @@ class DeltaInterleaved(Strategy):
         nodeprune default, not from the paper.
     layers : list of str, default=None
         Layers to prune; None means all of the masker's layers.
+    n : int, default=None
+        Instead of ``ratio``: remove the first ``n`` nodes of the merged order (of all layers, or of each
+        layer with ``scope="layer"``).
+    params, macs : int or float, default=None
+        Instead of ``ratio``: remove nodes in merged order until the model compacted without them has at
+        most this many parameters (MACs) left (int) or at most this fraction of the unpruned count (float in
+        ``(0, 1)``); torch-pruning's counter, as :meth:`~nodeprune.Masker.summary`. With ``scope="layer"``
+        every layer loses nodes in proportion to its size.
+    seconds : float, default=None
+        A wall-clock limit on the scoring phase (both scorers, layer by layer): no layer is started after
+        it, only the layers both scorers scored are pruned, and ``result.stopped`` is ``"seconds"``.
 
     Notes
     -----
+    ``result.mode`` is ``"target"``; ``result.stopped`` is ``"target"``, ``"min_keep"`` or ``"seconds"``.
+
     ``PruneResult.scores`` and the trajectory's scores are the nodes' positions in the merged order (0 =
     removed first; higher = later = more important), since the two scorers' scores are on different scales.
 
@@ -131,12 +146,16 @@ class DeltaInterleaved(Strategy):
         first: Scorer,
         second: Scorer,
         delta: float,
-        ratio: float,
+        ratio: float | None = None,
         scope: str = "global",
         *,
         lead: str = "first",
         min_keep: int = 1,
         layers: Sequence[str] | None = None,
+        n: int | None = None,
+        params: int | float | None = None,
+        macs: int | float | None = None,
+        seconds: float | None = None,
     ) -> None:
         self.first = first
         self.second = second
@@ -146,12 +165,16 @@ class DeltaInterleaved(Strategy):
         self.lead = lead
         self.min_keep = min_keep
         self.layers = layers
+        self.n = n
+        self.params = params
+        self.macs = macs
+        self.seconds = seconds
 
     def _check(self, masker: Masker) -> None:
         for option in ("first", "second"):
             check_instance("DeltaInterleaved", option, getattr(self, option), Scorer, "a Scorer")
         check_number("DeltaInterleaved", "delta", self.delta, interval="[0, 1]")
-        check_ratio("DeltaInterleaved", "ratio", self.ratio)
+        _budget.check_targets(self, ratio_interval="[0, 1)", n_minimum=0)
         check_choice("DeltaInterleaved", "lead", self.lead, LEADS)
         check_common("DeltaInterleaved", masker, self.scope, self.min_keep, self.layers)
 
@@ -164,14 +187,16 @@ class DeltaInterleaved(Strategy):
         self._check(masker)
         return self._rank(masker)
 
-    def _rank(self, masker: Masker) -> Ranking:
+    def _rank(self, masker: Masker, deadline: float | None = None) -> Ranking:
         names = layer_names(masker, self.layers, "DeltaInterleaved")
-        orders = []
+        scored = []
         evaluations = 0
         for scorer in (self.first, self.second):
-            candidates, scores, cost = score_candidates(scorer, masker, names)
-            orders.append(ascending(names, candidates, scores, self.scope))
+            candidates, scores, cost = score_candidates(scorer, masker, names, deadline)
+            names = [name for name in names if name in scores]
+            scored.append((candidates, scores))
             evaluations += cost
+        orders = [ascending(names, candidates, scores, self.scope) for candidates, scores in scored]
         pools = {}
         positions = {name: torch.full((masker.layer(name).size,), float("nan"), dtype=torch.float64) for name in names}
         for pool, entries in orders[0].items():
@@ -194,7 +219,15 @@ class DeltaInterleaved(Strategy):
         )
 
     def _prune(self, masker: Masker, result: PruneResult) -> None:
-        ranking = self._rank(masker)
+        if not _budget.given(self):
+            raise ValueError(
+                "DeltaInterleaved needs a target: pass ratio (e.g. ratio=0.3), n, params or macs; got none of them."
+            )
+        ranking = self._rank(masker, _oneshot.deadline(self))
         result.evaluations += ranking.evaluations
         result.scores.update(ranking.scores)
-        apply(masker, result, ranking.take(self.ratio))
+        chosen, stopped = _oneshot.choose(masker, ranking, self)
+        apply(masker, result, chosen)
+        result.mode = "target"
+        every = layer_names(masker, self.layers, "DeltaInterleaved")
+        result.stopped = "seconds" if len(ranking.kept) < len(every) else stopped

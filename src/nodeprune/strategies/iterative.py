@@ -27,6 +27,8 @@ __all__ = ["Iterative"]
 
 DEFAULT_THRESHOLD = 1e-5
 ORDERS = ("backward", "forward", "given")
+PROGRESS_EVERY = 2.0
+"""Seconds between two progress reports of a verbose run (nodes removed / target, evaluations, elapsed)."""
 
 
 class Iterative(Strategy):
@@ -180,6 +182,7 @@ class _Run:
         self.result = result
         self.started = time.perf_counter()
         self.bar: Any = None
+        self.reported = self.started
         self.path = None if strategy.checkpoint is None else Path(strategy.checkpoint)
         # what identifies the run, computed once (it reads the data and the weights) and only for a checkpoint
         self.config = {} if self.path is None else strategy._config()
@@ -205,6 +208,23 @@ class _Run:
             self._save()
         self.target = _budget.Target(strategy, masker, self.state.order)
         self.stopped: str | None = None
+        self.goal = self.target.goal()
+
+    def progress(self, layer: str | None = None, force: bool = False) -> None:
+        """Report nodes removed / target, evaluations and elapsed seconds, at most every PROGRESS_EVERY s."""
+        now = time.perf_counter()
+        if self.bar is None or (not force and now - self.reported < PROGRESS_EVERY):
+            return
+        self.reported = now
+        removed = str(sum(len(self.masker.removed(name)) for name in self.state.order))
+        if self.goal is not None:
+            removed += f"/{self.goal}"
+        if self.target.cost is not None:
+            removed += f" ({self.target.cost.what} {self.target.cost.value} → ≤ {self.target.cost.target})"
+        where = "" if layer is None else f"{layer}: "
+        self.bar.set_postfix_str(
+            f"{where}removed {removed}, {self.state.evaluations} evaluations, {now - self.started:.0f} s"
+        )
 
     # measurements
     def _evaluate(self, data: Any) -> tuple[float, float]:
@@ -217,6 +237,7 @@ class _Run:
         """Scores of ``nodes`` against the current model, with the pruning-set loss and accuracy without each."""
         scorer = self.strategy.scorer
         self.state.computed += len(nodes) if scorer.evaluates_nodes else 0
+        self.progress(layer)
         outcome = scorer.outcomes(self.masker, layer, nodes)
         losses: list[float | None] = [None] * len(nodes) if outcome.loss is None else outcome.loss.tolist()
         accuracies: list[float | None] = [None] * len(nodes) if outcome.accuracy is None else outcome.accuracy.tolist()
@@ -262,8 +283,7 @@ class _Run:
         self.state.trajectory.append(Removal(layer, node, score, loss, accuracy))
         for name, data in self.sets.items():
             self.state.monitors[name].append(self._evaluate(data))
-        if self.bar is not None:
-            self.bar.set_postfix(removed=len(self.state.trajectory), evaluations=self.state.evaluations)
+        self.progress(layer)
         self._save()
 
     def ignore(self, node: int) -> None:

@@ -12,9 +12,13 @@ from .._data import LossFunction
 from .._validation import check_callable, check_int, layer_names
 from ..evaluate import evaluate
 from ..masker import Masker
+from . import _budget, _oneshot
 from .base import PruneResult, Removal, Strategy
+from .ranking import Entry, Ranking, apply
 
 __all__ = ["RandomRemoval", "RandomShrink"]
+
+DEFAULT_N = 8
 
 
 def _names(masker: Masker, layers: Sequence[str] | None, backward: bool) -> list[str]:
@@ -37,7 +41,7 @@ def _relative_gain(loss: float, best: float) -> float:
 
 
 class RandomRemoval(Strategy):
-    """Remove ``n`` nodes of every layer, drawn uniformly without replacement among the kept ones.
+    """Remove ``n`` nodes of every layer (or another target), drawn uniformly without replacement among the kept ones.
 
     Charpentier (2020), Algorithm 1 (§3.4, §4.1), generalised from the single hidden layer of the
     thesis's ANN to every layer: the removal takes the node's incoming weights, bias and outgoing weights
@@ -46,15 +50,33 @@ class RandomRemoval(Strategy):
 
     Parameters
     ----------
-    n : int, default=8
-        Nodes to remove per layer (one of the thesis's n, §4.1).
+    n : int, default=None
+        Nodes to remove per layer (one of the thesis's n, §4.1), or in all with ``scope="global"``. None
+        means 8 when no other target is given.
     seed : int, default=0
         Seed of the draw (nodeprune default; the thesis did not seed it).
     layers : list of str, default=None
         Layers to prune; None means all of them (in forward order, one generator for all).
     min_keep : int, default=1
-        A layer whose kept nodes minus ``n`` would fall below this raises ValueError before anything
-        changes (the thesis's code silently re-picked removed nodes from an empty list; Algorithm 1).
+        With ``n`` per layer, a layer whose kept nodes minus ``n`` would fall below this raises ValueError
+        before anything changes (the thesis's code silently re-picked removed nodes from an empty list;
+        Algorithm 1). With the other targets a layer down to ``min_keep`` loses no more nodes
+        (``result.stopped == "min_keep"`` if the target is then not met).
+    ratio : float, default=None
+        Instead of ``n``: remove ``floor(ratio · kept)`` random nodes of every layer (of all layers with
+        ``scope="global"``). In ``[0, 1)``.
+    params, macs : int or float, default=None
+        Instead of ``n``: remove random nodes until the model compacted without them has at most this many
+        parameters (MACs) left (int) or at most this fraction of the unpruned count (float in ``(0, 1)``);
+        torch-pruning's counter, as :meth:`~nodeprune.Masker.summary`. With ``scope="layer"`` every layer
+        loses nodes in proportion to its size.
+    scope : {"layer", "global"}, default="layer"
+        Draw within each layer, or one draw over the nodes of all layers together.
+
+    Notes
+    -----
+    No ``seconds``: there is no scoring phase to limit (the draw takes no model evaluation).
+    ``result.mode`` is ``"target"``; ``result.stopped`` is ``"target"`` or ``"min_keep"``.
 
     References
     ----------
@@ -72,32 +94,78 @@ class RandomRemoval(Strategy):
     (8, 8)
     """
 
-    def __init__(self, n: int = 8, seed: int = 0, layers: Sequence[str] | None = None, min_keep: int = 1) -> None:
+    def __init__(
+        self,
+        n: int | None = None,
+        seed: int = 0,
+        layers: Sequence[str] | None = None,
+        min_keep: int = 1,
+        *,
+        ratio: float | None = None,
+        params: int | float | None = None,
+        macs: int | float | None = None,
+        scope: str = "layer",
+    ) -> None:
         self.n = n
         self.seed = seed
         self.layers = layers
         self.min_keep = min_keep
+        self.ratio = ratio
+        self.params = params
+        self.macs = macs
+        self.scope = scope
+
+    @property
+    def _count(self) -> int | None:
+        """``n``, or its default 8 when no target is given."""
+        return DEFAULT_N if not _budget.given(self) else self.n
 
     def _check(self, masker: Masker) -> None:
-        check_int("RandomRemoval", "n", self.n, minimum=0)
+        _budget.check_targets(self, ratio_interval="[0, 1)", n_minimum=0)
         _check_common(self, masker, self.seed, self.min_keep, self.layers)
+        n = self._count
+        if n is None or self.scope != "layer":
+            return
         for name in _names(masker, self.layers, backward=False):
             kept = masker.kept(name)
-            if kept - self.n < self.min_keep:
+            if kept - n < self.min_keep:
                 raise ValueError(
-                    f"RandomRemoval(n={self.n}) cannot remove {self.n} of the {kept} kept nodes of layer {name!r} "
+                    f"RandomRemoval(n={n}) cannot remove {n} of the {kept} kept nodes of layer {name!r} "
                     f"and keep min_keep={self.min_keep}"
                 )
 
-    def _prune(self, masker: Masker, result: PruneResult) -> None:
+    def _ranking(self, masker: Masker) -> Ranking:
+        """A random removal order: one permutation per layer (forward order, one generator), or of all nodes."""
         generator = torch.Generator().manual_seed(self.seed)
-        for name in _names(masker, self.layers, backward=False):
-            kept = torch.nonzero(masker.mask(name)).reshape(-1)
-            drawn = kept[torch.randperm(kept.numel(), generator=generator)[: self.n]].tolist()
-            if drawn:
-                masker.remove(name, drawn)
-            result.removed[name] = drawn
-            result.trajectory.extend(Removal(name, node, math.nan) for node in drawn)
+        names = _names(masker, self.layers, backward=False)
+        pools: dict[str, list[Entry]] = {}
+        if self.scope == "global":
+            every = [(name, node) for name in names for node in torch.nonzero(masker.mask(name)).reshape(-1).tolist()]
+            order = torch.randperm(len(every), generator=generator).tolist()
+            pools["global"] = [(*every[i], math.nan) for i in order]
+        else:
+            for name in names:
+                kept = torch.nonzero(masker.mask(name)).reshape(-1)
+                drawn = kept[torch.randperm(kept.numel(), generator=generator)].tolist()
+                pools[name] = [(name, node, math.nan) for node in drawn]
+        return Ranking(
+            scope=self.scope, pools=pools, kept={name: masker.kept(name) for name in names}, min_keep=self.min_keep
+        )
+
+    def _prune(self, masker: Masker, result: PruneResult) -> None:
+        ranking = self._ranking(masker)
+        target = self if _budget.given(self) else _Default(self._count, self.scope)
+        chosen, result.stopped = _oneshot.choose(masker, ranking, target)
+        apply(masker, result, chosen)
+        result.mode = "target"
+
+
+class _Default:
+    """RandomRemoval's default target (``n=8``) in the shape :func:`_oneshot.choose` reads."""
+
+    def __init__(self, n: int | None, scope: str) -> None:
+        self.n, self.scope = n, scope
+        self.ratio = self.params = self.macs = None
 
 
 class RandomShrink(Strategy):

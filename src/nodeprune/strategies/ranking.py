@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -116,12 +117,14 @@ def ascending(
 
 
 def score_candidates(
-    scorer: Scorer, masker: Masker, names: Sequence[str]
+    scorer: Scorer, masker: Masker, names: Sequence[str], deadline: float | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
     """Scores of the kept nodes of every named layer: ``(candidates, scores, evaluations)``.
 
     A scorer that computes all layers at once (it overrides ``score_all``, like ``Relevance``) is called once;
     a scorer that evaluates nodes one by one (``evaluates_nodes``) scores only the kept nodes, layer by layer.
+    With a ``deadline`` (a ``time.perf_counter()`` value), layer-by-layer scoring starts no layer after it has
+    passed: the result then holds only the layers scored (a one-pass ``score_all`` is not cut).
     """
     candidates = {name: torch.nonzero(masker.mask(name)).reshape(-1) for name in names}
     scores: dict[str, torch.Tensor] = {}
@@ -133,7 +136,11 @@ def score_candidates(
                 raise RuntimeError(f"{type(scorer).__name__}.score_all returned no full score vector for {name!r}")
             scores[name] = full.to(dtype=torch.float64)[candidates[name]]
     else:
-        scores = {name: scorer.score(masker, name, candidates[name]) for name in names}
+        for name in names:
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+            scores[name] = scorer.score(masker, name, candidates[name])
+        candidates = {name: candidates[name] for name in scores}
     for name, values in scores.items():
         if bool(torch.isnan(values).any()):
             bad = candidates[name][torch.isnan(values)].tolist()

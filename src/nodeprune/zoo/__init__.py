@@ -34,7 +34,7 @@ from .transformers import (
     train_classifier,
     vit_classifier,
 )
-from .vgg import thesis_vgg16, vgg16_bn_cifar, zhao_vgg16
+from .vgg import VGG_LAYOUTS, narrow_vgg, thesis_vgg16, vgg16_bn_cifar, zhao_vgg16
 
 __all__ = [
     "ACTIVATIONS",
@@ -44,6 +44,7 @@ __all__ = [
     "TINY_LM",
     "TINY_VIT",
     "VGG16_CHANNELS",
+    "VGG_LAYOUTS",
     "VIT_CONFIG",
     "VIT_RECIPE",
     "LMConfig",
@@ -62,6 +63,7 @@ __all__ = [
     "ma_cnn",
     "ma_net",
     "mlp",
+    "narrow_vgg",
     "parameter_count",
     "thesis_ann",
     "thesis_cnn",

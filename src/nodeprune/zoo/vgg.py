@@ -118,3 +118,65 @@ def vgg16_bn_cifar(classes: int = 10) -> nn.Sequential:
     return nn.Sequential(
         OrderedDict([("features", nn.Sequential(*features)), ("flatten", nn.Flatten()), ("classifier", classifier)])
     )
+
+
+# ---------------------------------------------------------------------------------------------- narrow VGG
+VGG_LAYOUTS: dict[int, tuple[int | str, ...]] = {
+    11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    16: VGG16_CHANNELS,
+}
+"""Simonyan & Zisserman (2015), Table 1: configurations A (VGG-11) and D (VGG-16); "M" is a 2×2 max-pool."""
+
+
+def narrow_vgg(
+    depth: int = 11,
+    width: int = 4,
+    classes: int = 10,
+    in_shape: Sequence[int] = (1, 32, 32),
+    hidden: int = 256,
+) -> nn.Sequential:
+    """A VGG-11 or VGG-16 at ``1/width`` of its channels, for small grey images (a CPU stand-in for VGG-16).
+
+    The convolutions of Simonyan & Zisserman (2015), Table 1 (configuration A or D: 3×3, padding 1, ReLU,
+    no BatchNorm, as the torchvision VGG-16 Zhao (2024) pruned), each channel count divided by ``width``
+    (VGG-11 at ``width=4``: 16, M, 32, M, 64, 64, M, 128, 128, M, 128, 128, M), then ``flatten``, ``fc1``
+    Linear(→ ``hidden``), ReLU, ``out`` Linear(``hidden`` → ``classes``). PyTorch's default
+    initialisation. Layers are named ``conv<block>_<i>``, ``act<block>_<i>``, ``pool<block>``; 32×32
+    inputs leave 1×1 after the five pools (Fashion-MNIST's 28×28 images are padded by 2 pixels).
+
+    Parameters
+    ----------
+    depth : {11, 16}, default=11
+        The VGG configuration: 8 (VGG-11) or 13 (VGG-16) convolutions.
+    width : int, default=4
+        Divisor of every convolution's channel count (1 is the original width).
+    classes : int, default=10
+        Outputs of ``out``.
+    in_shape : sequence of int, default=(1, 32, 32)
+        ``(channels, height, width)`` of one input, at least 32×32.
+    hidden : int, default=256
+        Units of ``fc1``.
+    """
+    if depth not in VGG_LAYOUTS:
+        raise ValueError(f"depth of narrow_vgg must be one of {sorted(VGG_LAYOUTS)}; got {depth!r}")
+    width = _check_positive(width, "width", "narrow_vgg")
+    classes = _check_positive(classes, "classes", "narrow_vgg")
+    hidden = _check_positive(hidden, "hidden", "narrow_vgg")
+    channels, height, wide = _check_shape(in_shape, 32, "narrow_vgg")
+    parts: list[tuple[str, nn.Module]] = []
+    block, index = 1, 1
+    for entry in VGG_LAYOUTS[depth]:
+        if entry == "M":
+            parts.append((f"pool{block}", nn.MaxPool2d(2, 2)))
+            block, index = block + 1, 1
+            continue
+        out = max(1, int(entry) // width)
+        parts += [(f"conv{block}_{index}", nn.Conv2d(channels, out, 3, padding=1)), (f"act{block}_{index}", nn.ReLU())]
+        channels, index = out, index + 1
+    parts += [
+        ("flatten", nn.Flatten()),
+        ("fc1", nn.Linear(channels * (height // 32) * (wide // 32), hidden)),
+        ("act_fc1", nn.ReLU()),
+        ("out", nn.Linear(hidden, classes)),
+    ]
+    return nn.Sequential(OrderedDict(parts))

@@ -10,10 +10,12 @@ event the quota is also removed, on trial, by highest retention and at random (D
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,9 +25,21 @@ import nodeprune as npr
 
 from ...training import AdaptiveDropout, RetentionSchedule
 
-__all__ = ["WIDTH", "Result", "Setup", "label", "one_run", "runs", "summarise"]
+__all__ = [
+    "PAPER_NETWORK",
+    "WIDTH",
+    "Result",
+    "Setup",
+    "cached_run",
+    "job_key",
+    "label",
+    "one_run",
+    "runs",
+    "summarise",
+]
 
 WIDTH = 512
+PAPER_NETWORK = "Table 1's bigger CNN (conv 32-64-128, FC-512 pruned)"
 Pair = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -45,6 +59,8 @@ class Setup:
     adam_epochs: int = 400  # Dutta & Mitra, Appendix A
     batch: int = 64  # not reported (Appendix A); nodeprune's choice
     log: Callable[[str], None] | None = None
+    cache: Path | None = None  # a folder keeping each run's Result, so that a long run resumes where it stopped
+    tag: str = ""  # what else a cached Result depends on (e.g. the data's size), part of its file name
 
 
 @dataclass
@@ -161,9 +177,31 @@ def runs(widths: list[int], activations: list[str], seeds: int, setup: Setup, dr
     for width in widths:
         for activation in activations:
             for kind in ("pruned", "fixed"):
-                result += [one_run(kind, width, activation, s, setup) for s in range(seeds)]
+                result += [cached_run(kind, width, activation, s, setup) for s in range(seeds)]
     if dropout:
-        result += [one_run("dropout", WIDTH, "relu", s, setup) for s in range(seeds)]
+        result += [cached_run("dropout", WIDTH, "relu", s, setup) for s in range(seeds)]
+    return result
+
+
+def job_key(kind: str, width: int, activation: str, seed: int, setup: Setup) -> str:
+    """The cache name of one run's :class:`Result`: its configuration, schedule and ``setup.tag``."""
+    return f"{kind}-{width}-{activation}-seed{seed}-P{setup.period}-adam{setup.adam_epochs}-b{setup.batch}{setup.tag}"
+
+
+def cached_run(kind: str, width: int, activation: str, seed: int, setup: Setup) -> Result:
+    """:func:`one_run`, or its :class:`Result` from ``setup.cache`` when an earlier run saved it (then saved)."""
+    if setup.cache is None:
+        return one_run(kind, width, activation, seed, setup)
+    path = setup.cache / f"{job_key(kind, width, activation, seed, setup)}.pt"
+    if path.is_file():
+        if setup.log is not None:
+            setup.log(f"{label(kind, width, activation)} seed {seed}: taken from {path}")
+        return Result(**torch.load(path, weights_only=True))
+    result = one_run(kind, width, activation, seed, setup)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(asdict(result), partial)
+    os.replace(partial, path)
     return result
 
 

@@ -11,26 +11,42 @@ upsampled ×3 and zero-padded to 28×28 so that the same CNN runs on them.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ... import datasets
 from ...datasets import upsample
 from ...report import new_figure
 from ...zoo import dutta_cnn_mnist
 from .._framework import Claim, Experiment
 from .._framework import Run as Context
 from ._claims import CLAIMS, paper_value, verdicts
-from ._common import CONFIG_COLUMNS, EVENT_COLUMNS, WIDTH, Pair, Result, Setup, activation_module, runs, summarise
+from ._common import (
+    CONFIG_COLUMNS,
+    EVENT_COLUMNS,
+    PAPER_NETWORK,
+    WIDTH,
+    Pair,
+    Result,
+    Setup,
+    activation_module,
+    runs,
+    summarise,
+)
 
-__all__ = ["EXPERIMENT", "PAPER_EPOCHS", "build", "paper_protocol_epochs", "to_28"]
+__all__ = ["CACHE_VARIABLE", "EXPERIMENT", "PAPER_EPOCHS", "build", "cache_folder", "paper_protocol_epochs", "to_28"]
 
 PERIOD, ADAM = 1, 5  # time-compressed schedule (the paper: 25 and 400; Appendix A)
 QUICK_TRAIN, QUICK_ADAM = 300, 1  # --quick: training images and Adam epochs
 PAPER_EPOCHS = {16: 550, 32: 525, 64: 500, 128: 475}  # the paper's epochs per run (Appendix A)
 TABLE1_FC = 589_824 + 5_120  # Table 1: FC-512 and FC-10 (weights only, as printed)
+CACHE_VARIABLE = "NODEPRUNE_DUTTA_CACHE"
+"""Environment variable: a folder keeping every training run's result (quick and digits runs too) when set."""
 
 
 def build(kind: str, width: int, activation: str) -> nn.Sequential:
@@ -54,6 +70,16 @@ def paper_protocol_epochs(seeds: int = 5) -> int:
     return seeds * (4 * sum(PAPER_EPOCHS.values()) + PAPER_EPOCHS[32])
 
 
+def cache_folder(ctx: Context) -> Path | None:
+    """Where each training run's result is kept: ``$NODEPRUNE_DUTTA_CACHE`` (every run) when set, else
+    ``$XDG_CACHE_HOME/nodeprune/dutta/fashion-mnist`` for full runs on Fashion-MNIST; None otherwise."""
+    if os.environ.get(CACHE_VARIABLE):
+        return Path(os.environ[CACHE_VARIABLE]) / ctx.data.name
+    if ctx.quick or ctx.data.name != "fashion-mnist":
+        return None
+    return datasets._lookup.cache() / "dutta" / ctx.data.name
+
+
 def data(ctx: Context) -> tuple[Pair, Pair]:
     (x, y), (tx, ty) = ctx.data.train, ctx.data.test
     if ctx.data.name == "digits":
@@ -70,6 +96,9 @@ def reproduce(ctx: Context) -> None:
     setup = Setup(build, lambda seed: (train, test), layer="fc", standout="standout", period=PERIOD, adam_epochs=adam)
     if not ctx.quick:
         setup = replace(setup, log=ctx.log)
+    folder = cache_folder(ctx)
+    if folder is not None:
+        setup = replace(setup, cache=folder, tag=f"-n{len(train[1])}-t{len(test[1])}")
     widths = [128] if ctx.quick else [32, 128]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # measured faster than 2 on the shared 2-core machine (88 against 94 s per epoch)
@@ -79,6 +108,12 @@ def reproduce(ctx: Context) -> None:
         torch.set_num_threads(threads)
     rows, probes = summarise(all_runs)
     report(ctx, rows, probes, all_runs, (len(train[0]), len(test[0])), widths, adam)
+    if folder is not None:
+        ctx.text(
+            f"Each training run's result is kept in `{folder}` (one file per configuration and seed, "
+            "`dutta._common.job_key`): a run stopped midway and started again skips the runs it had finished; "
+            "their seconds per epoch are those measured when they ran."
+        )
     verdicts(ctx, rows, probes, metric="max_curve")
     weights(ctx, all_runs)
 
@@ -205,6 +240,7 @@ EXPERIMENT = Experiment(
         "one seed (the paper: 5). --quick: k = 128, 300 training and 1000 test images, 1 Adam epoch."
     ),
     dataset="fashion-mnist",
+    network=PAPER_NETWORK,
     seeds=1,
     quick_seeds=1,
     paper_seeds=5,

@@ -24,7 +24,18 @@ from ...scorers.relevance import Relevance
 from ...strategies.base import Strategy
 from .._framework import Run
 from ._paper import STATISTICS
-from ._setting import LABELS, PROTOCOLS, RandomScores, Setting, Stored, build, setting_keys, threads
+from ._setting import (
+    LABELS,
+    PROTOCOLS,
+    RandomScores,
+    Setting,
+    Stored,
+    build,
+    network,
+    setting_keys,
+    stand_in,
+    threads,
+)
 
 __all__ = ["SCOPES", "Collected", "Config", "Scorers", "collect"]
 
@@ -150,8 +161,10 @@ def collect(
 ) -> Collected:
     """Train, score and sweep every seed of every setting; ``extra`` runs once per seed and setting."""
     protocol = PROTOCOLS["quick" if ctx.quick else "full"]
+    stand_in(ctx)  # Fashion-MNIST in the place of digits when CIFAR-10 is missing and it is found
+    ctx.network = network(ctx)
     keys = setting_keys(ctx)
-    count = None if keys == ["cifar"] else 1  # one thread is fastest for the digits nets (measured)
+    count = None if keys == ["cifar"] else 1  # one thread is fastest for the small nets (measured)
     collected = Collected(keys, list(ctx.seeds), threads=count)
     start = time.perf_counter()
     cache: dict[str, Any] = {}

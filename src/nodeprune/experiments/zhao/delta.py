@@ -19,6 +19,7 @@ from .._framework import Claim, Experiment, Run
 from ._claims import Check, Judge, at, beats, lower_loss, mean, near_baseline, near_chance, pct
 from ._paper import B1_ACCURACY, B1_LOSS, B3_DELTA_ACCURACY, B3_DELTA_LOSS, B3_INVALID_ACCURACY, PICK_PATTERNS
 from ._report import figure, our_side, protocol_text, quantitative, side_by_side
+from ._setting import PAPER_NETWORK
 from ._sweeps import Collected, Config, Scorers, collect
 
 __all__ = ["DELTAS", "EXPERIMENT"]
@@ -273,11 +274,14 @@ EXPERIMENT = Experiment(
     run=run,
     description=(
         "Zhao merged her parameter and relevance lists at eleven rates δ on her CIFAR-10 VGG-16 (one run each). "
-        "Without CIFAR-10 this runs nodeprune's two digits stand-ins (S3, S4) with several seeds and both "
-        "scopes; with `--data` holding CIFAR-10 it runs her VGG-16 (reduced sizes, see below)."
+        "Without CIFAR-10 this runs a VGG-11 at 1/4 width on Fashion-MNIST (frozen trunk + trained head, and "
+        "trained end to end) when Fashion-MNIST is found, nodeprune's two digits stand-ins (S3, S4) otherwise "
+        "or with `--digits`, with several seeds and both scopes; with `--data` holding CIFAR-10 it runs her "
+        "VGG-16 (reduced sizes, see below)."
     ),
     dataset="cifar10",
-    seeds=20,
+    seeds=5,
     quick_seeds=2,
     paper_seeds=1,
+    network=PAPER_NETWORK,
 )
