@@ -28,6 +28,7 @@ def test_public_names() -> None:
         "Greedy",
         "RandomRemoval",
         "RandomShrink",
+        "ShardSampler",
     }
     assert expected <= set(npr.__all__)
     for name in npr.__all__:

@@ -5,6 +5,7 @@ place. See https://github.com/ (docs/) for the guides; the public names are list
 """
 
 from ._masking.slicing import load_pruned
+from ._distributed import ShardSampler
 from ._version import __version__
 from .comparison import agreement, sweep
 from .evaluate import Evaluation, evaluate
@@ -45,6 +46,7 @@ __all__ = [
     "Relevance",
     "Retention",
     "Scorer",
+    "ShardSampler",
     "Strategy",
     "TokenCrossEntropy",
     "__version__",
