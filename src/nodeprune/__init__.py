@@ -4,8 +4,8 @@ Score the hidden neurons and channels of a trained network and remove the ones t
 place. See https://github.com/ (docs/) for the guides; the public names are listed in ``__all__``.
 """
 
-from ._masking.slicing import load_pruned
 from ._distributed import ShardSampler
+from ._masking.slicing import load_pruned
 from ._version import __version__
 from .comparison import agreement, sweep
 from .evaluate import Evaluation, evaluate
