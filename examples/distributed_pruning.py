@@ -6,8 +6,8 @@ Run it as every PyTorch user launches distributed work (gloo on CPUs, NCCL with 
 
 or as a plain ``python examples/distributed_pruning.py`` (one process). Rank 0 trains the 64-32-10 MLP on
 scikit-learn's digits and broadcasts its weights; each rank evaluates its contiguous block of the test split
-(``Group.shard``), the float64 loss sums, hit and sample counts are summed over the ranks
-(``Group.all_reduce_sum``), and every rank checks the result against a one-process evaluation of the whole
+(``npr.evaluate`` shards the split itself under torch.distributed), the float64 loss sums, hit and sample
+counts are summed over the ranks, and every rank checks the result against a one-process evaluation of the whole
 split (relative difference at most 1e-12) and that all ranks hold the same figures (``Group.same_everywhere``).
 Writes nothing.
 """
@@ -22,7 +22,7 @@ import torch
 from torch import distributed as dist
 
 import nodeprune as npr
-from nodeprune._distributed import resolve
+from nodeprune._distributed import Group, resolve
 from nodeprune.datasets import digits
 from nodeprune.training import fit
 from nodeprune.zoo import mlp
@@ -58,17 +58,12 @@ def run(epochs: int) -> int:
     model.to(device).eval()
     inputs, labels = (part.to(device) for part in data.test)
 
-    shard = group.shard((inputs, labels))  # this rank's contiguous block of the test split
-    with group.guarded("evaluating the shard"):
-        loss, accuracy = npr.evaluate(model, shard)
-    count = shard[0].shape[0]
-    total, hits, samples = group.all_reduce_sum(
-        [torch.tensor(loss * count, dtype=torch.float64), torch.tensor(accuracy * count), torch.tensor(float(count))]
-    )
-    sharded = (total / samples).item(), (hits / samples).item()
+    # npr.evaluate shards the split over the ranks itself and reduces the float64 sums: every rank gets the same
+    sharded = tuple(npr.evaluate(model, (inputs, labels)))
     group.same_everywhere(sharded, "the reduced loss and accuracy")
-
-    one_process = npr.evaluate(model, (inputs, labels))
+    samples = torch.tensor(float(labels.shape[0]))
+    alone = Group(rank=0, world=1, backend="none", device=device)  # this rank alone: the one-process reference
+    one_process = npr.evaluate(model, (inputs, labels), process_group=alone)
     difference = abs(sharded[0] - one_process[0]) / abs(one_process[0])
     equal = difference <= 1e-12 and abs(sharded[1] - one_process[1]) <= 1e-12
     if group.rank == 0:

@@ -29,6 +29,7 @@ def test_public_names() -> None:
         "RandomRemoval",
         "RandomShrink",
         "ActivationNorm",
+        "ShardSampler",
     }
     assert expected <= set(npr.__all__)
     for name in npr.__all__:

@@ -4,6 +4,7 @@ Score the hidden neurons and channels of a trained network and remove the ones t
 place. See https://github.com/ (docs/) for the guides; the public names are listed in ``__all__``.
 """
 
+from ._distributed import ShardSampler
 from ._masking.slicing import load_pruned
 from ._version import __version__
 from .comparison import agreement, sweep
@@ -46,6 +47,7 @@ __all__ = [
     "Relevance",
     "Retention",
     "Scorer",
+    "ShardSampler",
     "Strategy",
     "TokenCrossEntropy",
     "__version__",

@@ -246,3 +246,30 @@ def batches(data: Data, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[tuple[
         yield found
     if empty:
         raise ValueError("data is empty: it yielded no samples")
+
+
+def shard_data(group: Any, data: Data) -> Data:
+    """This rank's part of ``data`` for a :class:`nodeprune._distributed.Group` (``data`` itself on one rank).
+
+    Whole-data forms (an ``(X, y)`` pair, an ``(inputs dict, y)`` pair, a dict with ``labels``) and lists of
+    such batches are cut into contiguous blocks of samples (:meth:`Group.shard`); a DataLoader or another
+    iterable is the rank's own shard (its ``DistributedSampler``, if any, is checked).
+    """
+    if group.world == 1:
+        return data
+    whole = _as_batch(data)
+    if whole is not None:
+        return group.shard(whole)
+    if isinstance(data, (list, tuple)) and data and all(_as_batch(batch) is not None for batch in data):
+        return group.shard([_as_batch(batch) for batch in data])
+    return group.shard(data)
+
+
+def whole_samples(data: Data) -> int | None:
+    """The number of samples of data given as tensors (a whole-data form or a list of them), else None."""
+    whole = _as_batch(data)
+    if whole is not None:
+        return int(whole[1].shape[0])
+    if isinstance(data, (list, tuple)) and data and all(_as_batch(batch) is not None for batch in data):
+        return sum(int(found[1].shape[0]) for found in map(_as_batch, data) if found is not None)
+    return None

@@ -24,7 +24,9 @@ from ._batches import (  # noqa: F401  (re-exported: the data forms live there)
     output_tensors,
     sample_count,
     select_output,
+    shard_data,
     take_rows,
+    whole_samples,
 )
 from .losses import TokenCrossEntropy
 

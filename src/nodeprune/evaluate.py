@@ -25,7 +25,9 @@ from ._data import (
     resolved_loss,
     sample_count,
     select_output,
+    shard_data,
 )
+from ._distributed import resolve
 from ._guard import model_device, preserved_mode
 from ._validation import check_callable, check_int, invalid
 from .losses import TokenCrossEntropy
@@ -86,6 +88,7 @@ def evaluate(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     output: OutputChoice = None,
+    process_group: object = None,
 ) -> Evaluation:
     """Mean loss and accuracy of ``model`` over ``data``, in eval mode and without gradients.
 
@@ -112,6 +115,13 @@ def evaluate(
         Which tensor of the model's output the loss reads: None for the output itself, its ``logits`` or its
         first tensor; a key (str) of a dict / ``ModelOutput``; an index (int) of a tuple; or a callable
         ``output(model_output) -> Tensor``.
+    process_group : ProcessGroup, default=None
+        The torch.distributed ranks to shard the evaluation over; None means the default group when
+        ``torch.distributed`` is initialised, else one process. Each rank evaluates its contiguous block of
+        an ``(X, y)`` pair or list of batches (a DataLoader is the rank's own shard: give it a
+        :class:`~nodeprune.ShardSampler`); the float64 loss sums, hits and counts are summed over the ranks,
+        so every rank returns the same figures, equal to one process's to float64 rounding
+        (``docs/scaling_out.md``).
 
     Returns
     -------
@@ -139,15 +149,16 @@ def evaluate(
         raise invalid("evaluate", "model", "a torch.nn.Module", type(model), TypeError)
     check_callable("evaluate", "loss_fn", loss_fn)
     check_int("evaluate", "batch_size", batch_size, minimum=1)
+    group = resolve(process_group, "evaluate")
     device = model_device(model)
     kind = input_kind(model)
     total = torch.zeros((), dtype=torch.float64)
     weight = torch.zeros((), dtype=torch.float64)
     hits = 0
-    classified = True
-    tokens = False
-    with preserved_mode(model, train=False), torch.no_grad():
-        for inputs, targets in batches(data, batch_size):
+    unclassified = 0  # batches without class labels
+    tokens = 0  # batches scored by a token loss
+    with preserved_mode(model, train=False), torch.no_grad(), group.guarded("evaluating the data"):
+        for inputs, targets in batches(shard_data(group, data), batch_size):
             check_batch(device, inputs, targets, kind)
             result = select_output(call_model(model, inputs), output)
             check_output(result, targets, loss_fn)
@@ -156,12 +167,17 @@ def evaluate(
             counts = loss_weights(result, targets, loss_fn)
             weight += sample_count(inputs) if counts is None else counts.sum().cpu()
             if isinstance(loss, TokenCrossEntropy):
-                tokens = True
+                tokens += 1
                 hits += int(loss.hits(result, targets).sum())
                 continue
             found = correct(result, targets)
-            classified &= found is not None
+            unclassified += found is None
             hits += 0 if found is None else int(found.sum())
+    sums = torch.stack([total, weight, torch.tensor(float(hits), dtype=torch.float64)])
+    flags = torch.tensor([float(unclassified), float(tokens)], dtype=torch.float64)
+    sums, flags = group.all_reduce_sum([sums, flags])
+    total, weight, hits_total = sums[0], sums[1], float(sums[2])
+    classified = float(flags[0]) == 0
     if float(weight) == 0:
         raise ValueError(
             "every label of the data is ignore_index: the token loss has no token to average over; "
@@ -169,6 +185,6 @@ def evaluate(
         )
     mean = float(total) / float(weight)
     check_finite_loss(mean, loss_fn)
-    accuracy = hits / float(weight) if classified else float("nan")
-    perplexity = (math.exp(mean) if mean < 700 else math.inf) if tokens else math.nan
+    accuracy = hits_total / float(weight) if classified else float("nan")
+    perplexity = (math.exp(mean) if mean < 700 else math.inf) if float(flags[1]) > 0 else math.nan
     return Evaluation(mean, accuracy, perplexity, int(weight))

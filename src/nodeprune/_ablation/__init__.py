@@ -4,6 +4,6 @@ Reads the model and its masks through :class:`nodeprune.masker.Masker`; nothing 
 strategies.
 """
 
-from .engine import DEFAULT_BLOCK_BYTES, Outcomes, ablate, batch_hint, prime, reuse
+from .engine import DEFAULT_BLOCK_BYTES, ONE_PROCESS, Outcomes, ablate, batch_hint, prime, reuse
 
-__all__ = ["DEFAULT_BLOCK_BYTES", "Outcomes", "ablate", "batch_hint", "prime", "reuse"]
+__all__ = ["DEFAULT_BLOCK_BYTES", "ONE_PROCESS", "Outcomes", "ablate", "batch_hint", "prime", "reuse"]

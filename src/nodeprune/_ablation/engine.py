@@ -44,7 +44,9 @@ from .._data import (
     check_finite_loss,
     data_tensors,
     input_kind,
+    shard_data,
 )
+from .._distributed import Group, bounds
 from .._guard import model_device, preserved_mode
 from ..masker import Masker, NodeLayer
 from .passes import baseline, prepare, prepare_many, run_pass
@@ -57,6 +59,7 @@ MIN_PAIRS_PER_PASS = 128  # convolutions need some batch to run efficiently
 ROW_BLOCK = 512
 SHARED_BUDGET = 2**30  # cut values of several layers kept at once by prime()
 FEW_CANDIDATES = 8
+ONE_PROCESS = Group(rank=0, world=1, backend="none", device=torch.device("cpu"))
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,8 @@ def ablate(
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     progress: bool = True,
     output: OutputChoice = None,
+    group: Group = ONE_PROCESS,
+    shard: str = "data",
 ) -> Outcomes:
     """Loss and accuracy of the masked model without each of ``nodes`` of ``layer``, one at a time.
 
@@ -173,43 +178,71 @@ def ablate(
         Show a progress bar (only on a terminal; never inside a quiet :func:`reuse` block).
     output : str, int or callable, default=None
         Which tensor of the model's output the loss reads, as in :func:`nodeprune.evaluate`.
+    group : Group, default=one process
+        The ranks to shard the work over (:func:`nodeprune._distributed.resolve`); every rank calls with the
+        same arguments and gets the same outcomes.
+    shard : {"data", "nodes"}, default="data"
+        ``"data"``: each rank evaluates every node on its block of the samples and the float64 sums are
+        reduced; ``"nodes"``: each rank evaluates its block of the nodes on all samples and the outcomes are
+        gathered.
     """
+    if group.world > 1 and shard == "nodes":
+        return _node_sharded(masker, layer, nodes, data, loss_fn, block_bytes, progress, output, group)
     model = masker.model
-    device = model_device(model)
     session = _SESSION.get()
     key = (id(masker), id(layer.module), id(data), id(loss_fn), id(output))
-    data_state = _data_state(data) if session is not None else None
     with preserved_mode(model, train=False), torch.no_grad(), masker.applied():
-        plan = None
-        valid = None
-        if session is not None and data_state is not None:
-            valid = (_model_state(masker), _masks_state(masker, skip=layer.name), data_state)
-            entry = session.plans.get(key)
-            if entry is not None and entry[0] == valid:
-                plan = entry[1]
-        if plan is None:
-            plan = prepare(masker, layer, _checked(batches(data), device, input_kind(model)))
+        with group.guarded(f"scoring layer {layer.name!r}"):
+            plan, base = _plan_and_baseline(masker, layer, data, loss_fn, block_bytes, output, group, session, key)
+            local = _evaluate_nodes(masker, layer, nodes, plan, base, loss_fn, block_bytes, progress, session, output)
+        return _reduced(local, base, layer, loss_fn, group)
+
+
+def _plan_and_baseline(
+    masker: Masker,
+    layer: NodeLayer,
+    data: Data,
+    loss_fn: LossFunction | None,
+    block_bytes: int,
+    output: OutputChoice,
+    group: Group,
+    session: _Session | None,
+    key: tuple[int, ...],
+) -> tuple[LayerPlan, Baseline]:
+    """The layer's plan and baseline on this rank's shard of ``data``, from the session when still valid."""
+    model = masker.model
+    device = model_device(model)
+    data_state = _data_state(data) if session is not None else None
+    plan = None
+    valid = None
+    if session is not None and data_state is not None:
+        valid = (_model_state(masker), _masks_state(masker, skip=layer.name), data_state)
+        entry = session.plans.get(key)
+        if entry is not None and entry[0] == valid:
+            plan = entry[1]
+    if plan is None:
+        plan = prepare(masker, layer, _checked(batches(shard_data(group, data)), device, input_kind(model)))
+        if session is not None and valid is not None:
+            session.plans.clear()
+            session.baselines.clear()
+            session.plans[key] = (valid, plan)
+    elif session is not None:
+        session.baselines = {k: v for k, v in session.baselines.items() if k == key}
+    base = None
+    base_valid = (valid, masker.version(layer.name)) if valid is not None else None
+    if session is not None and base_valid is not None:
+        entry_b = session.baselines.get(key)
+        if entry_b is not None and entry_b[0] == base_valid:
+            base = entry_b[1]
+    if base is None:
+        base = baseline(masker, layer, plan, loss_fn, block_bytes, output)
+        if plan.bytes_per_row <= 0:
+            plan = plan.measured(base.bytes_per_row)  # the next baseline sizes its blocks by it
             if session is not None and valid is not None:
-                session.plans.clear()
-                session.baselines.clear()
                 session.plans[key] = (valid, plan)
-        elif session is not None:
-            session.baselines = {k: v for k, v in session.baselines.items() if k == key}
-        base = None
-        base_valid = (valid, masker.version(layer.name)) if valid is not None else None
         if session is not None and base_valid is not None:
-            entry_b = session.baselines.get(key)
-            if entry_b is not None and entry_b[0] == base_valid:
-                base = entry_b[1]
-        if base is None:
-            base = baseline(masker, layer, plan, loss_fn, block_bytes, output)
-            if plan.bytes_per_row <= 0:
-                plan = plan.measured(base.bytes_per_row)  # the next baseline sizes its blocks by it
-                if session is not None and valid is not None:
-                    session.plans[key] = (valid, plan)
-            if session is not None and base_valid is not None:
-                session.baselines[key] = (base_valid, base)
-        return _evaluate_nodes(masker, layer, nodes, plan, base, loss_fn, block_bytes, progress, session, output)
+            session.baselines[key] = (base_valid, base)
+    return plan, base
 
 
 def prime(
@@ -219,19 +252,21 @@ def prime(
     loss_fn: LossFunction | None,
     budget: int = SHARED_BUDGET,
     output: OutputChoice = None,
+    group: Group = ONE_PROCESS,
 ) -> None:
     """Inside :func:`reuse`: prepare all ``layers`` with one prefix run, so that scoring them runs it once.
 
     Does nothing outside a session, for data that cannot be reused, or when the layers' cut values would
-    take more than ``budget`` bytes.
+    take more than ``budget`` bytes. With a data-sharded ``group`` each rank prepares its block of samples.
     """
     session = _SESSION.get()
     data_state = _data_state(data)
     if session is None or data_state is None or len(layers) < 2:
         return
     model = masker.model
-    with preserved_mode(model, train=False), torch.no_grad(), masker.applied():
-        plans = prepare_many(masker, layers, _checked(batches(data), model_device(model), input_kind(model)), budget)
+    with preserved_mode(model, train=False), torch.no_grad(), masker.applied(), group.guarded("preparing the layers"):
+        stream = batches(shard_data(group, data))
+        plans = prepare_many(masker, layers, _checked(stream, model_device(model), input_kind(model)), budget)
     if not plans:
         return
     session.plans.clear()
@@ -265,8 +300,7 @@ def _evaluate_nodes(
     progress: bool,
     session: _Session | None,
     output: OutputChoice = None,
-) -> Outcomes:
-    count = base.count  # samples, or tokens of a token loss
+) -> _Local:
     mask = masker.mask(layer.name)
     live = mask[nodes]
     candidates = nodes[live]
@@ -298,26 +332,70 @@ def _evaluate_nodes(
                 if hit_change is not None:
                     hits.index_add_(0, which, hit_change)
                 bar.update(int(which.shape[0]))
-    score = (delta / count).cpu()
+    return _Local(nodes, delta.cpu(), hits.cpu().double(), int(candidates.numel()))
+
+
+@dataclass(frozen=True)
+class _Local:
+    """One rank's loss-change sums and hit changes per node, before any reduction over ranks."""
+
+    nodes: torch.Tensor
+    delta: torch.Tensor  # float64 sums over the rank's terms of (loss without the node - loss)
+    hits: torch.Tensor  # float64 hit changes
+    evaluations: int
+
+
+def _reduced(local: _Local, base: Baseline, layer: NodeLayer, loss_fn: LossFunction | None, group: Group) -> Outcomes:
+    """The outcomes from the ranks' sums: every rank divides the same float64 totals (data sharding)."""
+    labelled = base.hits is not None
+    sums = torch.tensor([base.total, base.hits or 0.0, base.count, float(labelled)], dtype=torch.float64)
+    delta, hits, sums = group.all_reduce_sum([local.delta, local.hits, sums])
+    total, base_hits, count = float(sums[0]), float(sums[1]), float(sums[2])
+    if group.world > 1:
+        base_loss = total / count
+        check_finite_loss(base_loss, loss_fn)
+    else:
+        base_loss = base.loss  # one process: the baseline's own figures, as before sharding existed
+    labelled = float(sums[3]) == group.world
+    nodes = local.nodes
+    score = delta / count
     for value in (float("nan"), float("inf"), float("-inf")):
         bad = nodes[torch.isnan(score) if value != value else score == value].tolist()
         if bad:
             check_finite_loss(value, loss_fn, f" without nodes {bad[:10]} of layer {layer.name!r}")
-    loss = base.loss + score
-    accuracy = (
-        (base.hits + hits.cpu().double()) / count
-        if base.hits is not None
-        else torch.full((nodes.numel(),), float("nan"), dtype=torch.float64)
-    )
     return Outcomes(
         nodes=nodes.clone(),
         score=score,
-        loss=loss,
-        accuracy=accuracy.double(),
-        baseline_loss=base.loss,
-        baseline_accuracy=base.accuracy,
-        evaluations=int(candidates.numel()),
+        loss=base_loss + score,
+        accuracy=(base_hits + hits) / count
+        if labelled
+        else torch.full((nodes.numel(),), float("nan"), dtype=torch.float64),
+        baseline_loss=base_loss,
+        baseline_accuracy=base_hits / count if labelled else float("nan"),
+        evaluations=local.evaluations,
     )
+
+
+def _node_sharded(
+    masker: Masker,
+    layer: NodeLayer,
+    nodes: torch.Tensor,
+    data: Data,
+    loss_fn: LossFunction | None,
+    block_bytes: int,
+    progress: bool,
+    output: OutputChoice,
+    group: Group,
+) -> Outcomes:
+    """Each rank scores its block of ``nodes`` on all of ``data``; the outcomes are gathered in node order."""
+    mine = nodes[slice(*bounds(nodes.numel(), group.world, group.rank))]
+    with group.guarded(f"scoring layer {layer.name!r}"):
+        local = ablate(masker, layer, mine, data, loss_fn, block_bytes=block_bytes, progress=progress, output=output)
+    count = nodes.numel()
+    score, loss, accuracy = (group.gather_nodes(values, count) for values in (local.score, local.loss, local.accuracy))
+    evaluations = group.all_reduce_sum([torch.tensor(float(local.evaluations))])[0]
+    first = group.broadcast_object((local.baseline_loss, local.baseline_accuracy))  # identical on every rank
+    return Outcomes(nodes.clone(), score, loss, accuracy, first[0], first[1], int(evaluations))
 
 
 def _pairs_per_pass(plan: LayerPlan, block_bytes: int) -> int:
@@ -331,11 +409,13 @@ def batch_hint(
     loss_fn: LossFunction | None,
     block_bytes: int,
     output: OutputChoice = None,
+    group: Group = ONE_PROCESS,
 ) -> int | None:
     """How many candidates of ``layer`` fill about sixteen passes, once the current session prepared the layer.
 
     A deterministic function of the model's shapes and the data size (None before the first call), so
-    that a strategy can size its chunks without changing its results.
+    that a strategy can size its chunks without changing its results. Sharded, rank 0's hint on every rank
+    (the ranks' blocks differ by a sample, their calls must match).
     """
     session = _SESSION.get()
     entry = (
@@ -343,9 +423,12 @@ def batch_hint(
         if session is None
         else session.plans.get((id(masker), id(layer.module), id(data), id(loss_fn), id(output)))
     )
-    if entry is None or entry[1].bytes_per_row <= 0:
-        return None
-    return max(1, 16 * _pairs_per_pass(entry[1], block_bytes) // entry[1].rows)
+    hint = (
+        None
+        if entry is None or entry[1].bytes_per_row <= 0
+        else max(1, 16 * _pairs_per_pass(entry[1], block_bytes) // entry[1].rows)
+    )
+    return group.broadcast_object(hint)
 
 
 def _pairs(active: torch.Tensor) -> torch.Tensor:

@@ -289,6 +289,7 @@ def baseline(
         weight_rows=weight_rows,
         planes=planes,
         bytes_per_row=bytes_per_row,
+        total=float(total),
     )
 
 

@@ -159,6 +159,9 @@ class Baseline:
         ``site_input`` with channels first (channels, rows, H, W), for the update of an unfoldable Conv2d.
     bytes_per_row : float
         Activation bytes of one sample's forward pass, as measured.
+    total : float
+        The float64 sum of the losses over the ``count`` terms (``loss = total / count``): what data-sharded
+        ranks add up.
     """
 
     loss: float
@@ -179,3 +182,4 @@ class Baseline:
     weight_rows: torch.Tensor | None
     planes: torch.Tensor | None
     bytes_per_row: float
+    total: float = 0.0

@@ -7,7 +7,10 @@ import warnings
 from dataclasses import dataclass
 
 import torch
+from torch import distributed as dist
 
+from .._data import shard_data
+from .._distributed import Group, bounds, resolve
 from .._validation import check_choice, check_int, invalid
 from ..evaluate import DEFAULT_BATCH_SIZE, Data
 from ..masker import Masker, NodeLayer
@@ -19,6 +22,7 @@ __all__ = ["CONSTANT_OPTIONS", "Angles", "Distinctiveness"]
 CONSTANT_OPTIONS = ("skip", "remove")
 # a node whose centred activation vector has a root-mean-square below this is constant (zero norm; nodeprune's choice)
 CONSTANT_RMS = 1e-6
+WIDE = 4096  # nodes from which the Gram matrix is reduced with one all_reduce (not gathered rank by rank)
 # the score of a node with no partner to be compared with: the largest folded angle
 NO_PARTNER = 90.0
 
@@ -85,6 +89,11 @@ class Distinctiveness(Scorer):
         "replace")``). nodeprune default, not from the paper.
     batch_size : int, default=256
         Samples per forward pass when ``data`` is a tensor or an ``(X, y)`` pair.
+    process_group : ProcessGroup, default=None
+        The torch.distributed ranks to shard the samples over; None means the default group when
+        ``torch.distributed`` is initialised, else one process. The float64 Gram matrix, activation sums and
+        counts are added over the ranks (one ``all_reduce`` from 4096 nodes on): every rank gets the same
+        scores (``docs/scaling_out.md``).
 
     References
     ----------
@@ -117,8 +126,10 @@ class Distinctiveness(Scorer):
         center: float | str | None = 0.5,
         constant: str = "skip",
         batch_size: int = DEFAULT_BATCH_SIZE,
+        process_group: object = None,
     ) -> None:
         self.data = data
+        self.process_group = process_group
         self.center = center
         self.constant = constant
         self.batch_size = batch_size
@@ -153,7 +164,15 @@ class Distinctiveness(Scorer):
             state["low"] = min(state["low"], float(values.min()))
             state["high"] = max(state["high"], float(values.max()))
 
-        count = node_activations(masker, target, self.data, accumulate, self.batch_size)
+        group = resolve(self.process_group, "Distinctiveness")
+        with group.guarded(f"reading the activations of layer {target.name!r}"):
+            count = node_activations(masker, target, _shard(group, self.data), accumulate, self.batch_size)
+        if group.world > 1:  # float64 sums over the ranks (one all_reduce for wide layers), the same everywhere
+            extremes = torch.tensor([-state["low"], state["high"]], dtype=torch.float64)
+            figures = torch.tensor([state["rows"], count], dtype=torch.float64)
+            gram, sums, figures = group.all_reduce_sum([gram, sums, figures], ordered=size <= WIDE)
+            state["rows"], count = int(figures[0]), int(figures[1])
+            state["low"], state["high"] = _extremes(group, extremes)
         rows = int(state["rows"])
         mean = sums / rows
         if self.center == 0.5 and (state["low"] < 0.0 or state["high"] > 1.0):
@@ -175,6 +194,21 @@ class Distinctiveness(Scorer):
     def _score(self, masker: Masker, layer: NodeLayer, nodes: torch.Tensor) -> torch.Tensor:
         angles = self.angles(masker, layer.name)
         return nearest(angles, masker.mask(layer.name), self.constant)[nodes]
+
+
+def _shard(group: Group, data: Data | torch.Tensor) -> Data | torch.Tensor:
+    """This rank's block of ``data``; a bare input tensor is cut by rows like an ``(X, y)`` pair."""
+    if isinstance(data, torch.Tensor) and group.world > 1 and data.dim() > 0:
+        start, stop = bounds(int(data.shape[0]), group.world, group.rank)
+        return data[start:stop]
+    return shard_data(group, data)
+
+
+def _extremes(group: Group, extremes: torch.Tensor) -> tuple[float, float]:
+    """The smallest and largest activation over the ranks, from ``(-low, high)`` (for the range warning)."""
+    found = extremes.to(group.device)
+    dist.all_reduce(found, op=dist.ReduceOp.MAX, group=group.process_group)
+    return -float(found[0]), float(found[1])
 
 
 def centred_angles(

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._data import check_inference_mode, input_kind, output_tensor
+from .._data import check_inference_mode, input_kind, output_tensor, shard_data
+from .._distributed import resolve
 from .._guard import model_device, preserved_mode
 from .._masking.capture import Captured, capture_inputs, capture_outputs
 from .._validation import check_choice, check_int, layer_names
@@ -79,6 +80,10 @@ class Relevance(Scorer):
         The explained output: a one-hot of value 1 at the predicted class (Zhao, Listing 3.4) or at the label.
     batch_size : int, default=64
         Batch size for an ``(X, y)`` tuple (nodeprune default, bounds memory; the result does not depend on it).
+    process_group : ProcessGroup, default=None
+        The torch.distributed ranks to shard the images over; None means the default group when
+        ``torch.distributed`` is initialised, else one process. The float64 relevance sums and the image
+        count are added over the ranks: every rank gets the same scores (``docs/scaling_out.md``).
 
     Notes
     -----
@@ -116,8 +121,10 @@ class Relevance(Scorer):
         position: str = "input",
         target: str = "predicted",
         batch_size: int = DEFAULT_BATCH_SIZE,
+        process_group: object = None,
     ) -> None:
         self.data = data
+        self.process_group = process_group
         self.composite = composite
         self.stat = stat
         self.position = position
@@ -172,8 +179,9 @@ class Relevance(Scorer):
         count = 0
         device = model_device(model)
         kind = input_kind(model)
-        with preserved_mode(model, train=False):
-            for inputs, labels in batches(self.data, self.batch_size):
+        group = resolve(self.process_group, "Relevance")
+        with preserved_mode(model, train=False), group.guarded("computing relevance"):
+            for inputs, labels in batches(shard_data(group, self.data), self.batch_size):
                 inputs = refuse_inputs(inputs)
                 check_batch(device, inputs, labels, kind)
                 maps = relevance_maps(masker, plans, inputs, labels if self.target == "label" else None, composite)
@@ -182,6 +190,15 @@ class Relevance(Scorer):
                         totals[name] = Totals.zeros(values.shape[1:], values.device, self.stat == "yeom")
                     totals[name].add(values)
                 count += inputs.shape[0]
+        if group.world > 1:  # the ranks' float64 sums, added in rank order: the same on every rank
+            parts = [
+                part for name in plans for part in (totals[name].signed, totals[name].absolute) if part is not None
+            ]
+            reduced = iter(group.all_reduce_sum([*parts, torch.tensor(float(count))]))
+            for name in plans:
+                absolute = totals[name].absolute
+                totals[name] = Totals(next(reduced), None if absolute is None else next(reduced))
+            count = int(next(reduced))
         return {name: totals[name].statistic(self.stat, count) for name in plans}
 
 

@@ -155,6 +155,7 @@ class Target:
         self.layers = layers
         self.masker = masker
         self.deadline = None if strategy.seconds is None else time.perf_counter() + strategy.seconds
+        self.group: Any = None  # the ranks of a sharded run: rank 0's clock decides for all
         self.keep: dict[str, int] = {}  # per layer: at most this many nodes kept (scope "layer", ratio or n)
         self.total: int | None = None  # scope "global", ratio or n: at least this many nodes removed in all
         self.cost: Cost | None = None
@@ -181,7 +182,10 @@ class Target:
         return None
 
     def expired(self) -> bool:
-        return self.deadline is not None and time.perf_counter() >= self.deadline
+        passed = self.deadline is not None and time.perf_counter() >= self.deadline
+        if self.deadline is not None and self.group is not None and self.group.world > 1:
+            passed = bool(self.group.broadcast_object(passed))  # every rank stops at the same step
+        return passed
 
     def removed(self, layer: str) -> None:
         if self.cost is not None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .._distributed import Group, resolve
 from .._guard import preserved_mode
 from ..masker import Masker
 
@@ -154,6 +155,9 @@ class Strategy(ABC):
         try:
             with preserved_mode(masker.model):
                 self._prune(masker, result)
+            group = ranks(self)
+            if group.world > 1:  # every rank took the same decisions
+                group.same_everywhere((result.removed, masker.state_dict()["masks"]), "the removed nodes and masks")
         except BaseException:
             masker.load_state_dict(before)  # masks and merges as they were before the run
             raise
@@ -170,3 +174,8 @@ class Strategy(ABC):
     def __repr__(self) -> str:
         fields = ", ".join(f"{key}={value!r}" for key, value in vars(self).items() if not key.startswith("_"))
         return f"{type(self).__name__}({fields})"
+
+
+def ranks(strategy: object) -> Group:
+    """The torch.distributed ranks a strategy runs on: its scorer's ``process_group`` (default group if any)."""
+    return resolve(getattr(getattr(strategy, "scorer", None), "process_group", None), type(strategy).__name__)

@@ -21,7 +21,7 @@ from .._validation import check_bool, check_choice, check_instance, check_int, c
 from ..masker import Masker
 from ..scorers.base import Scorer
 from . import _budget, _checkpoint, _global
-from .base import PruneResult, Removal, Strategy
+from .base import PruneResult, Removal, Strategy, ranks
 
 __all__ = ["Iterative"]
 
@@ -184,14 +184,17 @@ class _Run:
         self.bar: Any = None
         self.reported = self.started
         self.path = None if strategy.checkpoint is None else Path(strategy.checkpoint)
+        self.group = ranks(strategy)  # sharded: the same decisions on every rank, checkpoints by rank 0
         # what identifies the run, computed once (it reads the data and the weights) and only for a checkpoint
         self.config = {} if self.path is None else strategy._config()
         self.weights = "" if self.path is None else fingerprint.tensors(masker.model.state_dict())
         self.sets: dict[str, Any] = dict(strategy.monitor or {})
         if strategy.selection is not None:
             self.sets["selection"] = strategy.selection
-        if self.path is not None and self.path.exists():
-            self.state = _checkpoint.read(self.path, self.config, self.weights, masker, resume=strategy.resume)
+        found = self.path is not None and self.group.broadcast_object(self.path.exists())  # rank 0's file decides
+        if found and self.path is not None:
+            with self.group.guarded("reading the checkpoint"):
+                self.state = _checkpoint.read(self.path, self.config, self.weights, masker, resume=strategy.resume)
             result.initial = {}
             for layer in masker.layers:
                 mask = torch.ones(layer.size, dtype=torch.bool)
@@ -207,6 +210,7 @@ class _Run:
                 self.state.monitors[name] = [self._evaluate(data)]
             self._save()
         self.target = _budget.Target(strategy, masker, self.state.order)
+        self.target.group = self.group
         self.stopped: str | None = None
         self.goal = self.target.goal()
 
@@ -278,6 +282,7 @@ class _Run:
         self.remove(layer, nodes[best], scores[best], losses[best], accuracies[best])
 
     def remove(self, layer: str, node: int, score: float, loss: float | None, accuracy: float | None) -> None:
+        self.group.same_everywhere((layer, node), "the removed node")
         self.masker.remove(layer, [node])
         self.target.removed(layer)
         self.state.trajectory.append(Removal(layer, node, score, loss, accuracy))
@@ -304,7 +309,8 @@ class _Run:
         if self.path is not None:
             elapsed = time.perf_counter() - self.started
             snapshot = dataclasses.replace(self.state, seconds=self.state.seconds + elapsed)
-            _checkpoint.write(self.path, self.config, self.weights, self.masker, snapshot)
+            path = self.path
+            self.group.rank0_only(lambda: _checkpoint.write(path, self.config, self.weights, self.masker, snapshot))
 
     def finish(self) -> None:
         state, result = self.state, self.result

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .._distributed import resolve
 from .._validation import check_choice, check_int, check_ratio, layer_names
 from ..masker import Masker
 from ..scorers.base import Scorer
@@ -137,8 +138,9 @@ def score_candidates(
             scores[name] = full.to(dtype=torch.float64)[candidates[name]]
     else:
         for name in names:
-            if deadline is not None and time.perf_counter() >= deadline:
-                break
+            group = resolve(getattr(scorer, "process_group", None))
+            if deadline is not None and group.broadcast_object(time.perf_counter() >= deadline):
+                break  # rank 0's clock decides for every rank of a sharded run
             scores[name] = scorer.score(masker, name, candidates[name])
         candidates = {name: candidates[name] for name in scores}
     for name, values in scores.items():
