@@ -120,8 +120,9 @@ def losses_and_hits(
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Per sample: the float64 loss (None for a ``loss_fn`` returning the batch mean) and the int64 hit (or None).
 
-    The default cross-entropy of class logits equals ``F.cross_entropy`` of float64 logits (to 1e-15) and
-    shares the arg-max with the hits (first maximum, as ``argmax``). For a token loss both are sums over the
+    The default cross-entropy of class logits equals ``F.cross_entropy`` of float64 logits (to 1e-15 for
+    float64 logits, about 1e-7 for float32 ones: see :func:`_class_cross_entropy`) and shares the arg-max
+    with the hits (first maximum, as ``argmax``). For a token loss both are sums over the
     sample's tokens (loss and number of tokens predicted right).
     """
     loss = resolved_loss(output, target, loss_fn)
