@@ -8,6 +8,7 @@ The measuring code lives in the ``bench_*.py`` scripts, which also run on their 
 from __future__ import annotations
 
 import bench_distinctiveness
+import bench_engine
 import bench_loss_delta
 import bench_masker
 import bench_relevance
@@ -58,9 +59,32 @@ def test_loss_delta_engine_over_naive_loop(benchmark, check, thesis_mlp_setup) -
     model, validation, _ = thesis_mlp_setup
     result = run_once(benchmark, bench_loss_delta.part1, model, validation, 3)
     benchmark.extra_info.update(result)
-    check("all-node LossDelta: naive loop / engine", result["ratio"], ">= 20", result["ratio"] >= 20)
+    check("all-node LossDelta, trained MLP: naive loop / engine", result["ratio"], ">= 50", result["ratio"] >= 50)
     check("  engine evaluations per second", result["nodes"] / result["engine"], None, None, "/s")
     assert result["difference"] <= 1e-7, "the engine's scores must equal the naive definition"
+
+
+def test_loss_delta_engine_over_naive_loop_untrained_gaussian(benchmark, check) -> None:
+    model, data = bench_engine.untrained_mlp_data()
+    result = run_once(benchmark, bench_engine.naive_vs_engine, model, data, 3, bench_loss_delta.naive_all)
+    benchmark.extra_info.update(result)
+    check("all-node LossDelta, untrained MLP, N(0,1): naive / engine", result["ratio"], ">= 25", result["ratio"] >= 25)
+    check("  engine evaluations per second", result["nodes"] / result["engine"], None, None, "/s")
+    assert result["difference"] <= 1e-7, "the engine's scores must equal the naive definition"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("kind", ["trained", "untrained"])
+def test_engine_flop_rate_against_matmul(benchmark, check, thesis_mlp_setup, kind, threads) -> None:
+    model, data = (thesis_mlp_setup[0], thesis_mlp_setup[1]) if kind == "trained" else bench_engine.untrained_mlp_data()
+    row = run_once(benchmark, bench_engine.bound, model, data, threads)
+    benchmark.extra_info.update(row)
+    name = f"{kind} MLP, {threads} thread{'s' if threads > 1 else ''}"
+    check(f"engine GFLOP/s / matmul GFLOP/s, {name}", 100 * row["fraction"], ">= 30 %", row["fraction"] >= 0.3, "%")
+    what = f"  engine GFLOP/s ({row['gflop']:.2f} GFLOP; matmul {row['matmul']:.0f} GFLOP/s)"
+    check(what, row["gflops"], None, None, "")
+    check(f"  engine before / after issue 15, {name}", row["speedup"], None, None)
+    assert row["difference"] <= 1e-7, "the new per-pass code must give the old scores"
 
 
 def test_exhaustive_and_greedy_on_the_thesis_mlp(benchmark, check, thesis_mlp_setup) -> None:

@@ -139,9 +139,10 @@ def _linear_rank_one(
     feature = single.to(x.device).index_select(0, nodes)
     values = base.columns.reshape(-1).index_select(0, feature * x.shape[0] + rows)
     result = y.index_select(0, rows)
-    runs = segments(nodes)
-    if len(runs) <= 4:  # few nodes: broadcast each weight column instead of gathering it per pair
-        for start, stop, node in runs:
+    if nodes.numel() and int((nodes[1:] != nodes[:-1]).sum()) <= 3:
+        # few runs of one node: broadcast each weight column instead of gathering it per pair (counting the runs
+        # is one pass; listing them only when they are few)
+        for start, stop, node in segments(nodes):
             column = weight[:, int(single[node])]
             result[start:stop].addcmul_(values[start:stop].unsqueeze(1), column.unsqueeze(0), value=-1)
         return result

@@ -1,0 +1,195 @@
+"""The ablation engine against the hardware (issue 15): FLOP rate, the untrained MLP, threads, before/after.
+
+1. **The bound.** The engine's floating-point work per all-node LossDelta is counted from the shapes it
+   actually runs: every pass of the engine runs once more under ``torch.utils.flop_counter.FlopCounterMode``
+   (the suffix's matrix products and convolutions, the unfolded rank-one convolution term), plus two FLOPs
+   per output feature and pair for the Linear rank-one update (an ``addcmul``, which the counter does not
+   see). Achieved GFLOP/s = that count / the engine's median time, printed next to the machine's matmul rate
+   (a 1024×1024 ``torch.mm``, timed in the same run with the same thread count) and the ratio.
+2. **Two MLPs.** The trained thesis MLP (784-128-64-32-10, Fashion-MNIST validation split) and the same
+   architecture untrained on 9000 N(0, 1) inputs (about half its ReLUs active, so the engine's active-row
+   selection saves less): engine vs the naive loop (remove one node through the masker, ``npr.evaluate``).
+3. **Before / after.** ``legacy()`` puts back the engine's previous per-pass code (float64 class loss of
+   whole logits, runs listed on every rank-one pass) so that both are timed alternately in one run.
+
+Run: ``python benchmarks/bench_engine.py`` (from ``benchmarks/``); the pytest targets call the same functions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from _timing import alternated_medians
+from torch.utils.flop_counter import FlopCounterMode
+
+import nodeprune as npr
+from nodeprune._ablation import engine, passes, rank_one
+from nodeprune.zoo import mlp
+
+
+def untrained_mlp_data(rows: int = 9000, seed: int = 0) -> tuple[torch.nn.Module, tuple[torch.Tensor, torch.Tensor]]:
+    """The thesis MLP's architecture with random weights, and ``rows`` N(0, 1) inputs with random labels."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = mlp([784, 128, 64, 32, 10]).eval()
+    return model, (torch.randn(rows, 784, generator=generator), torch.randint(0, 10, (rows,), generator=generator))
+
+
+def matmul_rate(size: int = 1024, repeats: int = 5) -> float:
+    """GFLOP/s of a float32 ``size``×``size`` ``torch.mm`` with the current thread count (best of ``repeats``)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def engine_flops(masker: npr.Masker, data: Any) -> tuple[float, dict[str, int]]:
+    """FLOPs of one all-node LossDelta as the engine runs it, and the pairs evaluated per layer's first site."""
+    flops = 0.0
+    pairs: dict[str, int] = {}
+    original = engine.run_pass
+
+    def counted(masker_: Any, plan: Any, base: Any, nodes: torch.Tensor, rows: torch.Tensor, *rest: Any) -> Any:
+        nonlocal flops
+        counter = FlopCounterMode(display=False)
+        with counter:
+            result = original(masker_, plan, base, nodes, rows, *rest)
+        flops += counter.get_total_flops()
+        module = plan.first.module
+        if isinstance(module, torch.nn.Linear) and plan.single is not None:
+            flops += 2.0 * module.out_features * nodes.numel()  # the rank-one addcmul
+        pairs[plan.first.name] = pairs.get(plan.first.name, 0) + int(nodes.numel())
+        return result
+
+    engine.run_pass = counted
+    try:
+        npr.LossDelta(data, verbose=False).score_all(masker)
+    finally:
+        engine.run_pass = original
+    return flops, pairs
+
+
+def _legacy_losses_and_hits(output: torch.Tensor, target: torch.Tensor, loss_fn: Any) -> Any:
+    """The class cross-entropy before issue 15: every logit converted to float64, then max/sub/exp/log passes."""
+    if loss_fn is None and output.dim() == 2 and target.dim() == 1 and not target.is_floating_point():
+        top, index = output.max(dim=1)
+        logits = output.double()
+        shift = top.double()
+        total = torch.exp(logits - shift.unsqueeze(1)).sum(dim=1)
+        values = shift + torch.log(total) - logits.gather(1, target.long().unsqueeze(1)).squeeze(1)
+        return values, (index == target).long()
+    return _CURRENT_LOSS(output, target, loss_fn)
+
+
+def _legacy_linear_rank_one(
+    base: Any, single: torch.Tensor, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, nodes: Any, rows: Any
+) -> torch.Tensor:
+    """The Linear rank-one update before issue 15: the runs of equal nodes listed on every pass."""
+    feature = single.to(x.device).index_select(0, nodes)
+    values = base.columns.reshape(-1).index_select(0, feature * x.shape[0] + rows)
+    result = y.index_select(0, rows)
+    runs = rank_one.segments(nodes)
+    if len(runs) <= 4:
+        for start, stop, node in runs:
+            column = weight[:, int(single[node])]
+            result[start:stop].addcmul_(values[start:stop].unsqueeze(1), column.unsqueeze(0), value=-1)
+        return result
+    return result.addcmul_(values.unsqueeze(1), base.weight_rows.index_select(0, feature), value=-1)
+
+
+_CURRENT_LOSS = passes.losses_and_hits
+_CURRENT_RANK_ONE = rank_one._linear_rank_one
+
+
+@contextmanager
+def legacy() -> Iterator[None]:
+    """The engine's per-pass code as it was before issue 15 (for side-by-side timing)."""
+    passes.losses_and_hits = _legacy_losses_and_hits  # type: ignore[assignment]
+    rank_one._linear_rank_one = _legacy_linear_rank_one
+    try:
+        yield
+    finally:
+        passes.losses_and_hits = _CURRENT_LOSS
+        rank_one._linear_rank_one = _CURRENT_RANK_ONE
+
+
+def _all_scores(masker: npr.Masker, data: Any) -> torch.Tensor:
+    return torch.cat(list(npr.LossDelta(data, verbose=False).score_all(masker).values()))
+
+
+def bound(model: torch.nn.Module, data: Any, threads: int, repeats: int = 3) -> dict[str, float]:
+    """Engine seconds before and after (alternated), its GFLOP/s and the matmul rate, with ``threads`` threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        masker = npr.Masker(model, data[0][:1])
+        flops, _ = engine_flops(masker, data)
+        after = lambda: _all_scores(masker, data)  # noqa: E731
+
+        def before() -> torch.Tensor:
+            with legacy():
+                return _all_scores(masker, data)
+
+        difference = float((after() - before()).abs().max())
+        t_before, t_after = alternated_medians([before, after], repeats)
+        rate = matmul_rate()
+    finally:
+        torch.set_num_threads(previous)
+    achieved = flops / t_after / 1e9
+    return {
+        "threads": threads,
+        "gflop": flops / 1e9,
+        "before": t_before,
+        "after": t_after,
+        "speedup": t_before / t_after,
+        "gflops_before": flops / t_before / 1e9,
+        "gflops": achieved,
+        "matmul": rate,
+        "fraction": achieved / rate,
+        "difference": difference,
+    }
+
+
+def naive_vs_engine(model: torch.nn.Module, data: Any, repeats: int, naive: Callable[..., torch.Tensor]) -> dict:
+    """Engine and naive loop timed alternately on the same masker, and the largest score difference."""
+    masker = npr.Masker(model, data[0][:1])
+    fast, slow = _all_scores(masker, data), naive(masker, data)
+    t_engine, t_naive = alternated_medians(
+        [lambda: _all_scores(masker, data), lambda: naive(masker, data)], repeats, warmup=False
+    )
+    nodes = sum(layer.size for layer in masker.layers)
+    return {
+        "engine": t_engine,
+        "naive": t_naive,
+        "ratio": t_naive / t_engine,
+        "difference": float((fast - slow).abs().max()),
+        "nodes": nodes,
+    }
+
+
+def main() -> None:
+    import bench_loss_delta
+
+    _, fit_set, validation, _, shape = bench_loss_delta.load_data()
+    trained = bench_loss_delta.trained("mlp", shape, fit_set, 5)
+    untrained, gaussian = untrained_mlp_data()
+    for name, model, data in (("trained", trained, validation), ("untrained, N(0,1)", untrained, gaussian)):
+        for threads in (1, 2):
+            row = bound(model, data, threads)
+            print(
+                f"{name}, {threads} thread(s): before {row['before']:.3f} s, after {row['after']:.3f} s "
+                f"({row['speedup']:.2f}x); {row['gflop']:.2f} GFLOP, {row['gflops']:.1f} GFLOP/s of a "
+                f"{row['matmul']:.1f} GFLOP/s matmul ({100 * row['fraction']:.0f}%); max |diff| {row['difference']:.1e}"
+            )
+
+
+if __name__ == "__main__":
+    main()
