@@ -33,9 +33,15 @@ Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 __all__ = ["RandomScores", "Taylor", "taylor_linear_check"]
 
 
+def _weight(module: nn.Module) -> torch.Tensor:
+    weight = module.weight
+    assert isinstance(weight, torch.Tensor)
+    return weight.detach()
+
+
 def _rows(module: nn.Module, index: torch.Tensor, grads: dict[str, torch.Tensor], name: str) -> torch.Tensor:
     """Σ |w · g| over the output rows ``index`` (and their bias) of a Linear (or GPT-2 Conv1D: weight (in, out))."""
-    weight = module.weight.detach()
+    weight = _weight(module)
     transposed = type(module).__name__ == "Conv1D"
     w = weight[:, index].T if transposed else weight[index]
     g = grads[f"{name}.weight"][:, index].T if transposed else grads[f"{name}.weight"][index]
@@ -48,7 +54,7 @@ def _rows(module: nn.Module, index: torch.Tensor, grads: dict[str, torch.Tensor]
 
 def _columns(module: nn.Module, index: torch.Tensor, grads: dict[str, torch.Tensor], name: str) -> torch.Tensor:
     """Σ |w · g| over the input columns ``index`` of a Linear (or Conv1D)."""
-    weight = module.weight.detach()
+    weight = _weight(module)
     transposed = type(module).__name__ == "Conv1D"
     w = weight[index] if transposed else weight[:, index].T
     g = grads[f"{name}.weight"][index] if transposed else grads[f"{name}.weight"][:, index].T
@@ -182,7 +188,7 @@ def taylor_linear_check(seed: int = 0) -> dict[str, float]:
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=x[:1])
     group = graph.get_pruning_group(model[0], tp.prune_linear_out_channels, idxs=list(range(32)))
     theirs = tp.importance.TaylorImportance(group_reduction="sum", normalizer=None, bias=True)(group).detach()
-    grads = {f"{n}": p.grad for n, p in model.named_parameters()}
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
     every = torch.arange(32)
     ours = _rows(model[0], every, grads, "0") + _columns(model[2], every, grads, "2")
     difference = (ours - theirs).abs().max()
