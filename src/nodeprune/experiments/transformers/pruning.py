@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .._framework import Claim, Experiment
+from .._framework import Claim, Data, Experiment
 from .._framework import Run as Context
 from ._bench import Setting, lm_task, prune_grid, vit_task
 from ._scorers import taylor_linear_check
@@ -81,6 +81,12 @@ COLUMNS = [
 def reproduce(ctx: Context) -> None:
     """Both tasks' grids, the Taylor cross-check, the table, the plots and the verdicts."""
     settings = QUICK if ctx.quick else FULL
+    images = "digits" if ctx.quick else "Fashion-MNIST"
+    ctx.data = Data(
+        f"python-docstrings + {images}",
+        None,
+        f"the CPython docstrings corpus (nodeprune.datasets.load_text_corpus) for the LM, {images} for the ViT",
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(min(2, threads))
     rows: list[dict[str, Any]] = []
