@@ -1,0 +1,1 @@
+"""Pruning small trained transformers: attention heads and MLP neurons, scorer against scorer."""
