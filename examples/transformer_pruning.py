@@ -26,7 +26,6 @@ import torch
 
 import nodeprune as npr
 from nodeprune import zoo
-from nodeprune._masking.slicing import load_pruned
 
 
 def main(full: bool) -> int:
@@ -71,7 +70,7 @@ def main(full: bool) -> int:
 
     with tempfile.TemporaryDirectory() as folder:
         small.save_pretrained(folder)  # config.json records the kept heads per layer (nodeprune_kept)
-        back = load_pruned(type(small), folder)  # rebuilds the per-layer shapes, then loads the weights
+        back = npr.load_pruned(type(small), folder)  # rebuilds the per-layer shapes, then loads the weights
         loaded, compacted = back(input_ids=test[:4]).logits, small(input_ids=test[:4]).logits
     print(
         f"save_pretrained → load_pruned round trip: max |loaded − compacted| = {(loaded - compacted).abs().max():.2e}"
