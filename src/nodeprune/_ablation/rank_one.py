@@ -107,6 +107,15 @@ def first_site_tables(
     return None, None, None
 
 
+def stacked_table(site_output: torch.Tensor | None, weight_rows: torch.Tensor | None) -> torch.Tensor | None:
+    """``site_output`` (rows, out) above ``weight_rows`` (in, out), for :func:`_linear_rank_one`'s gather."""
+    if site_output is None or weight_rows is None or site_output.dtype != weight_rows.dtype:
+        return None
+    if site_output.dtype not in (torch.float32, torch.float64):
+        return None
+    return torch.cat([site_output, weight_rows])
+
+
 def _unfoldable(module: nn.Module) -> bool:
     conv = cast(Any, module)
     return (
@@ -138,15 +147,24 @@ def _linear_rank_one(
     assert base.columns is not None and base.weight_rows is not None
     feature = single.to(x.device).index_select(0, nodes)
     values = base.columns.reshape(-1).index_select(0, feature * x.shape[0] + rows)
-    result = y.index_select(0, rows)
     if nodes.numel() and int((nodes[1:] != nodes[:-1]).sum()) <= 3:
+        result = y.index_select(0, rows)
         # few runs of one node: broadcast each weight column instead of gathering it per pair (counting the runs
         # is one pass; listing them only when they are few)
         for start, stop, node in segments(nodes):
             column = weight[:, int(single[node])]
             result[start:stop].addcmul_(values[start:stop].unsqueeze(1), column.unsqueeze(0), value=-1)
         return result
-    return result.addcmul_(values.unsqueeze(1), base.weight_rows.index_select(0, feature), value=-1)
+    if base.stacked is None:
+        result = y.index_select(0, rows)
+        return result.addcmul_(values.unsqueeze(1), base.weight_rows.index_select(0, feature), value=-1)
+    # one weighted gather of two rows per pair, y[row] · 1 + W[:, j] · (−x_j): no (pairs, out) copy of weight rows
+    pairs = rows.shape[0]
+    indices = torch.stack([rows, feature + x.shape[0]], dim=1).reshape(-1)
+    values = values.to(base.stacked.dtype)
+    weights = torch.stack([torch.ones_like(values), values.neg()], dim=1).reshape(-1)
+    offsets = torch.arange(0, 2 * pairs, 2, device=rows.device)
+    return F.embedding_bag(indices, base.stacked, offsets, mode="sum", per_sample_weights=weights)
 
 
 def first_site_output(plan: LayerPlan, base: Baseline, nodes: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
