@@ -158,13 +158,12 @@ def _linear_rank_one(
     if base.stacked is None:
         result = y.index_select(0, rows)
         return result.addcmul_(values.unsqueeze(1), base.weight_rows.index_select(0, feature), value=-1)
-    # one weighted gather of two rows per pair, y[row] · 1 + W[:, j] · (−x_j): no (pairs, out) copy of weight rows
-    pairs = rows.shape[0]
-    indices = torch.stack([rows, feature + x.shape[0]], dim=1).reshape(-1)
+    # one weighted gather of two rows per pair (bags of two), y[row] · 1 + W[:, j] · (−x_j): no (pairs, out) copy
+    # of the weight rows
+    indices = torch.stack([rows, feature + x.shape[0]], dim=1)
     values = values.to(base.stacked.dtype)
-    weights = torch.stack([torch.ones_like(values), values.neg()], dim=1).reshape(-1)
-    offsets = torch.arange(0, 2 * pairs, 2, device=rows.device)
-    return F.embedding_bag(indices, base.stacked, offsets, mode="sum", per_sample_weights=weights)
+    weights = torch.stack([torch.ones_like(values), values.neg()], dim=1)
+    return F.embedding_bag(indices, base.stacked, mode="sum", per_sample_weights=weights)
 
 
 def first_site_output(plan: LayerPlan, base: Baseline, nodes: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
