@@ -9,7 +9,10 @@ consumers (grouped, transposed) are recomputed on the masked input; a layer mask
 multiplied by the node's channel mask.
 
 The tables these updates read (the first site's input transposed, its weight transposed) are built with the
-baseline by :func:`first_site_tables`; the updates only read them. Callers hold ``masker.applied()``.
+baseline by :func:`first_site_tables`; the updates only read them. For a Linear site the baseline output and
+the transposed weight share one table (:func:`stacked_table`), so that the update of a pair is one weighted
+gather of two rows, ``y[row] · 1 + Wᵀ[j] · (−x_j)`` (``F.embedding_bag`` with bags of two), with no (pairs, out)
+copy of the weight rows. Callers hold ``masker.applied()``.
 """
 
 from __future__ import annotations
