@@ -9,8 +9,9 @@
 2. **Two MLPs.** The trained thesis MLP (784-128-64-32-10, Fashion-MNIST validation split) and the same
    architecture untrained on 9000 N(0, 1) inputs (about half its ReLUs active, so the engine's active-row
    selection saves less): engine vs the naive loop (remove one node through the masker, ``npr.evaluate``).
-3. **Before / after.** ``legacy()`` puts back the engine's previous per-pass code (float64 class loss of
-   whole logits, runs listed on every rank-one pass) so that both are timed alternately in one run.
+3. **Before / after.** ``legacy()`` puts back the engine's previous per-pass code (round 1 of issue 15 put
+   back the float64 class loss of whole logits; round 2 puts back the rank-one step that gathered weight rows
+   per pair) so that both are timed alternately in one run.
 
 Run: ``python benchmarks/bench_engine.py`` (from ``benchmarks/``); the pytest targets call the same functions.
 """
@@ -27,7 +28,7 @@ from _timing import alternated_medians
 from torch.utils.flop_counter import FlopCounterMode
 
 import nodeprune as npr
-from nodeprune._ablation import engine, passes, rank_one
+from nodeprune._ablation import engine, rank_one
 from nodeprune.zoo import mlp
 
 
@@ -77,47 +78,35 @@ def engine_flops(masker: npr.Masker, data: Any) -> tuple[float, dict[str, int]]:
     return flops, pairs
 
 
-def _legacy_losses_and_hits(output: torch.Tensor, target: torch.Tensor, loss_fn: Any) -> Any:
-    """The class cross-entropy before issue 15: every logit converted to float64, then max/sub/exp/log passes."""
-    if loss_fn is None and output.dim() == 2 and target.dim() == 1 and not target.is_floating_point():
-        top, index = output.max(dim=1)
-        logits = output.double()
-        shift = top.double()
-        total = torch.exp(logits - shift.unsqueeze(1)).sum(dim=1)
-        values = shift + torch.log(total) - logits.gather(1, target.long().unsqueeze(1)).squeeze(1)
-        return values, (index == target).long()
-    return _CURRENT_LOSS(output, target, loss_fn)
-
-
 def _legacy_linear_rank_one(
     base: Any, single: torch.Tensor, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, nodes: Any, rows: Any
 ) -> torch.Tensor:
-    """The Linear rank-one update before issue 15: the runs of equal nodes listed on every pass."""
+    """The Linear rank-one update of issue 15's first round: baseline rows and weight rows gathered per pair,
+    then an ``addcmul`` (runs of one node counted, listed when few)."""
     feature = single.to(x.device).index_select(0, nodes)
     values = base.columns.reshape(-1).index_select(0, feature * x.shape[0] + rows)
     result = y.index_select(0, rows)
-    runs = rank_one.segments(nodes)
-    if len(runs) <= 4:
-        for start, stop, node in runs:
+    if nodes.numel() and int((nodes[1:] != nodes[:-1]).sum()) <= 3:
+        for start, stop, node in rank_one.segments(nodes):
             column = weight[:, int(single[node])]
             result[start:stop].addcmul_(values[start:stop].unsqueeze(1), column.unsqueeze(0), value=-1)
         return result
     return result.addcmul_(values.unsqueeze(1), base.weight_rows.index_select(0, feature), value=-1)
 
 
-_CURRENT_LOSS = passes.losses_and_hits
 _CURRENT_RANK_ONE = rank_one._linear_rank_one
 
 
 @contextmanager
 def legacy() -> Iterator[None]:
-    """The engine's per-pass code as it was before issue 15 (for side-by-side timing)."""
-    passes.losses_and_hits = _legacy_losses_and_hits  # type: ignore[assignment]
+    """The engine's per-pass code as it was before the current round (for side-by-side timing).
+
+    Round 2 of issue 15: the rank-one step of a Linear first site gathered the weight rows per pair.
+    """
     rank_one._linear_rank_one = _legacy_linear_rank_one
     try:
         yield
     finally:
-        passes.losses_and_hits = _CURRENT_LOSS
         rank_one._linear_rank_one = _CURRENT_RANK_ONE
 
 

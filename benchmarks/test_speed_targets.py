@@ -83,7 +83,7 @@ def test_engine_flop_rate_against_matmul(benchmark, check, thesis_mlp_setup, kin
     check(f"engine GFLOP/s / matmul GFLOP/s, {name}", 100 * row["fraction"], ">= 30 %", row["fraction"] >= 0.3, "%")
     what = f"  engine GFLOP/s ({row['gflop']:.2f} GFLOP; matmul {row['matmul']:.0f} GFLOP/s)"
     check(what, row["gflops"], None, None, "")
-    check(f"  engine before / after issue 15, {name}", row["speedup"], None, None)
+    check(f"  engine before / after bench_engine.legacy(), {name}", row["speedup"], None, None)
     assert row["difference"] <= 1e-7, "the new per-pass code must give the old scores"
 
 

@@ -40,6 +40,7 @@ from .rank_one import (
     plain_site,
     segments,
     site_weight,
+    stacked_table,
 )
 from .sites import Site, layer_sites
 from .suffix import SplitError, SuffixSplit, prefix_of, split_model, trace_model
@@ -270,6 +271,9 @@ def baseline(
         site_input = plan.site_input  # the consumer saw the prefix's values unchanged: no copy
     tables, offsets, weight = _substitution_tables(masker, layer, plan, output)
     columns, weight_rows, planes = first_site_tables(plan, site_input, weight)
+    stacked = stacked_table(site_output, weight_rows)
+    if stacked is not None:  # site_output and weight_rows become views of one table
+        site_output, weight_rows = stacked[:rows], stacked[rows:]
     return Baseline(
         loss=mean_loss,
         accuracy=float(hits.double().sum()) / count if hits is not None else float("nan"),
@@ -290,6 +294,7 @@ def baseline(
         planes=planes,
         bytes_per_row=bytes_per_row,
         total=float(total),
+        stacked=stacked,
     )
 
 

@@ -155,6 +155,9 @@ class Baseline:
         ``site_input`` transposed (features, rows), for the rank-one update of a Linear first site.
     weight_rows : Tensor or None
         The first site's effective weight transposed (in features, out features), likewise.
+    stacked : Tensor or None
+        ``site_output`` above ``weight_rows`` in one (rows + in features, out features) table (both are views
+        of it), so that the rank-one update is one weighted gather of two rows per pair.
     planes : Tensor or None
         ``site_input`` with channels first (channels, rows, H, W), for the update of an unfoldable Conv2d.
     bytes_per_row : float
@@ -183,3 +186,4 @@ class Baseline:
     planes: torch.Tensor | None
     bytes_per_row: float
     total: float = 0.0
+    stacked: torch.Tensor | None = None

@@ -9,7 +9,10 @@ consumers (grouped, transposed) are recomputed on the masked input; a layer mask
 multiplied by the node's channel mask.
 
 The tables these updates read (the first site's input transposed, its weight transposed) are built with the
-baseline by :func:`first_site_tables`; the updates only read them. Callers hold ``masker.applied()``.
+baseline by :func:`first_site_tables`; the updates only read them. For a Linear site the baseline output and
+the transposed weight share one table (:func:`stacked_table`), so that the update of a pair is one weighted
+gather of two rows, ``y[row] · 1 + Wᵀ[j] · (−x_j)`` (``F.embedding_bag`` with bags of two), with no (pairs, out)
+copy of the weight rows. Callers hold ``masker.applied()``.
 """
 
 from __future__ import annotations
@@ -107,6 +110,15 @@ def first_site_tables(
     return None, None, None
 
 
+def stacked_table(site_output: torch.Tensor | None, weight_rows: torch.Tensor | None) -> torch.Tensor | None:
+    """``site_output`` (rows, out) above ``weight_rows`` (in, out), for :func:`_linear_rank_one`'s gather."""
+    if site_output is None or weight_rows is None or site_output.dtype != weight_rows.dtype:
+        return None
+    if site_output.dtype not in (torch.float32, torch.float64):
+        return None
+    return torch.cat([site_output, weight_rows])
+
+
 def _unfoldable(module: nn.Module) -> bool:
     conv = cast(Any, module)
     return (
@@ -138,15 +150,23 @@ def _linear_rank_one(
     assert base.columns is not None and base.weight_rows is not None
     feature = single.to(x.device).index_select(0, nodes)
     values = base.columns.reshape(-1).index_select(0, feature * x.shape[0] + rows)
-    result = y.index_select(0, rows)
     if nodes.numel() and int((nodes[1:] != nodes[:-1]).sum()) <= 3:
+        result = y.index_select(0, rows)
         # few runs of one node: broadcast each weight column instead of gathering it per pair (counting the runs
         # is one pass; listing them only when they are few)
         for start, stop, node in segments(nodes):
             column = weight[:, int(single[node])]
             result[start:stop].addcmul_(values[start:stop].unsqueeze(1), column.unsqueeze(0), value=-1)
         return result
-    return result.addcmul_(values.unsqueeze(1), base.weight_rows.index_select(0, feature), value=-1)
+    if base.stacked is None:
+        result = y.index_select(0, rows)
+        return result.addcmul_(values.unsqueeze(1), base.weight_rows.index_select(0, feature), value=-1)
+    # one weighted gather of two rows per pair (bags of two), y[row] · 1 + W[:, j] · (−x_j): no (pairs, out) copy
+    # of the weight rows
+    indices = torch.stack([rows, feature + x.shape[0]], dim=1)
+    values = values.to(base.stacked.dtype)
+    weights = torch.stack([torch.ones_like(values), values.neg()], dim=1)
+    return F.embedding_bag(indices, base.stacked, mode="sum", per_sample_weights=weights)
 
 
 def first_site_output(plan: LayerPlan, base: Baseline, nodes: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
