@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch.utils.data import DataLoader
 
 from .. import _fingerprint as fingerprint
 from .._ablation import DEFAULT_BLOCK_BYTES, ONE_PROCESS, Outcomes, ablate, batch_hint, prime, reuse
@@ -74,10 +75,11 @@ class LossDelta(Scorer):
     shard : {"data", "nodes", "auto"}, default="auto"
         ``"data"``: each rank evaluates every candidate on its contiguous block of the samples (a DataLoader
         is the rank's own block) and the float64 loss-change sums are added over the ranks. ``"nodes"``:
-        each rank evaluates its block of the candidates on all the data (every rank passes the whole data)
-        and the scores are gathered. ``"auto"``: ``"data"``, except ``"nodes"`` when the data, given as
-        tensors, hold fewer samples than ranks (measured in ``docs/scaling_out.md``: data sharding was as fast
-        or faster down to 100 samples per rank).
+        each rank evaluates its block of the candidates on all the data (every rank passes the whole data
+        as tensors: a DataLoader, taken to be the rank's own shard, is refused) and the scores are gathered.
+        ``"auto"``: ``"data"``, except ``"nodes"`` when the data, given as tensors, hold fewer samples than
+        ranks (measured in ``docs/scaling_out.md``: data sharding was as fast or faster down to 100 samples
+        per rank).
 
     References
     ----------
@@ -151,6 +153,13 @@ class LossDelta(Scorer):
     def _group(self) -> tuple[Group, str]:
         """The ranks to shard over and how: ``"data"`` or ``"nodes"`` (``"auto"`` resolved)."""
         group = resolve(self.process_group, "LossDelta")
+        if self.shard == "nodes" and group.world > 1 and isinstance(self.data, DataLoader):
+            raise ValueError(
+                f"LossDelta(shard='nodes') was given a DataLoader on rank {group.rank} of {group.world}: under "
+                "torch.distributed a DataLoader is taken to be the rank's own shard of the data, but node sharding "
+                "scores each rank's block of the candidates on the whole data, which every rank must hold; pass the "
+                "whole data as an (X, y) pair or a list of (x, y) batches, or keep the DataLoader with shard='data'"
+            )
         if self.shard != "auto":
             return group, self.shard
         samples = whole_samples(self.data)
