@@ -109,7 +109,8 @@ def test_greedy_on_the_thesis_cnn(benchmark, check) -> None:
     report = run_once(benchmark, bench_loss_delta.part3, shape, fit_set, 5, torch.get_num_threads())
     seconds, memory = float(report["seconds"]), float(report["peak_rss_gib"])  # type: ignore[arg-type]
     benchmark.extra_info.update({"seconds": seconds, "peak_rss_gib": memory})
-    check("Greedy -1e-3, thesis CNN (thesis: 774.59 s on a GPU)", seconds, "<= 775 s", seconds <= 775, "s")
+    # issue 15: <= 400 s on 2 cores (the compass goal 200 s); the thesis took 774.59 s on a GPU
+    check("Greedy -1e-3, thesis CNN (thesis: 774.59 s on a GPU)", seconds, "<= 400 s", seconds <= 400, "s")
     check("  its peak resident memory", memory, "<= 4 GiB", memory <= 4, "GiB")
     check("  its evaluations per second", float(report["evaluations"]) / seconds, None, None, "/s")  # type: ignore[arg-type]
 
