@@ -10,8 +10,9 @@
    architecture untrained on 9000 N(0, 1) inputs (about half its ReLUs active, so the engine's active-row
    selection saves less): engine vs the naive loop (remove one node through the masker, ``npr.evaluate``).
 3. **Before / after.** ``legacy()`` puts back the engine's previous per-pass code (round 1 of issue 15 put
-   back the float64 class loss of whole logits; round 2 puts back the rank-one step that gathered weight rows
-   per pair) so that both are timed alternately in one run.
+   back the float64 class loss of whole logits; round 2 the rank-one step that gathered weight rows per pair;
+   round 3 the Conv2d update with a separate term and ReLU before max pooling in the suffix) so that both are
+   timed alternately in one run: :func:`bound` on the MLPs, :func:`cnn_rounds` on the thesis CNN.
 
 Run: ``python benchmarks/bench_engine.py`` (from ``benchmarks/``); the pytest targets call the same functions.
 """
@@ -28,8 +29,11 @@ from _timing import alternated_medians
 from torch.utils.flop_counter import FlopCounterMode
 
 import nodeprune as npr
-from nodeprune._ablation import engine, rank_one
+from nodeprune._ablation import engine, rank_one, suffix
 from nodeprune.zoo import mlp
+
+CNN_ROWS = 1000
+"""The thesis CNN's all-node LossDelta in :func:`bound` runs on the first 1000 validation images (about 20 s)."""
 
 
 def untrained_mlp_data(rows: int = 9000, seed: int = 0) -> tuple[torch.nn.Module, tuple[torch.Tensor, torch.Tensor]]:
@@ -78,36 +82,36 @@ def engine_flops(masker: npr.Masker, data: Any) -> tuple[float, dict[str, int]]:
     return flops, pairs
 
 
-def _legacy_linear_rank_one(
-    base: Any, single: torch.Tensor, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, nodes: Any, rows: Any
-) -> torch.Tensor:
-    """The Linear rank-one update of issue 15's first round: baseline rows and weight rows gathered per pair,
-    then an ``addcmul`` (runs of one node counted, listed when few)."""
-    feature = single.to(x.device).index_select(0, nodes)
-    values = base.columns.reshape(-1).index_select(0, feature * x.shape[0] + rows)
-    result = y.index_select(0, rows)
-    if nodes.numel() and int((nodes[1:] != nodes[:-1]).sum()) <= 3:
-        for start, stop, node in rank_one.segments(nodes):
-            column = weight[:, int(single[node])]
-            result[start:stop].addcmul_(values[start:stop].unsqueeze(1), column.unsqueeze(0), value=-1)
-        return result
-    return result.addcmul_(values.unsqueeze(1), base.weight_rows.index_select(0, feature), value=-1)
+def _legacy_conv_rank_one(plan: Any, base: Any, weight: torch.Tensor, nodes: Any, rows: Any) -> torch.Tensor:
+    """The unfoldable Conv2d update of issue 15's second round: the baseline rows copied per pair, then a
+    separate (pairs, C, H, W) term of unfolded patches @ weight subtracted per run of one node."""
+    conv, y, planes = plan.first.module, base.site_output, base.planes
+    result = rank_one.rows_of(y, rows)
+    for start, stop, node in rank_one.segments(nodes):
+        features = plan.features[node].to(y.device)
+        part = planes.index_select(0, features).index_select(1, rows[start:stop]).transpose(0, 1)
+        patches = torch.nn.functional.unfold(part, conv.kernel_size, conv.dilation, conv.padding, conv.stride)
+        term = patches.transpose(1, 2) @ weight[:, features].reshape(weight.shape[0], -1).t()
+        out = result[start:stop]
+        result[start:stop] -= term.reshape(out.shape[0], out.shape[2], out.shape[3], out.shape[1]).permute(0, 3, 1, 2)
+    return result
 
 
-_CURRENT_RANK_ONE = rank_one._linear_rank_one
+_CURRENT = (rank_one._conv_rank_one, suffix.pool_before_relu)
 
 
 @contextmanager
 def legacy() -> Iterator[None]:
     """The engine's per-pass code as it was before the current round (for side-by-side timing).
 
-    Round 2 of issue 15: the rank-one step of a Linear first site gathered the weight rows per pair.
+    Round 3 of issue 15: the Conv2d first site's update copied the baseline rows and subtracted a separate term
+    (:func:`_legacy_conv_rank_one`), and the suffix ran ReLU before max pooling (no rewrite).
     """
-    rank_one._linear_rank_one = _legacy_linear_rank_one
+    rank_one._conv_rank_one, suffix.pool_before_relu = _legacy_conv_rank_one, lambda root: 0
     try:
         yield
     finally:
-        rank_one._linear_rank_one = _CURRENT_RANK_ONE
+        rank_one._conv_rank_one, suffix.pool_before_relu = _CURRENT
 
 
 def _all_scores(masker: npr.Masker, data: Any) -> torch.Tensor:
@@ -172,12 +176,18 @@ def main() -> None:
     untrained, gaussian = untrained_mlp_data()
     for name, model, data in (("trained", trained, validation), ("untrained, N(0,1)", untrained, gaussian)):
         for threads in (1, 2):
-            row = bound(model, data, threads)
-            print(
-                f"{name}, {threads} thread(s): before {row['before']:.3f} s, after {row['after']:.3f} s "
-                f"({row['speedup']:.2f}x); {row['gflop']:.2f} GFLOP, {row['gflops']:.1f} GFLOP/s of a "
-                f"{row['matmul']:.1f} GFLOP/s matmul ({100 * row['fraction']:.0f}%); max |diff| {row['difference']:.1e}"
-            )
+            report(name, threads, bound(model, data, threads))
+    cnn = bench_loss_delta.trained("cnn", shape, fit_set, 5)
+    for threads in (1, 2):
+        report("thesis CNN", threads, bound(cnn, (validation[0][:CNN_ROWS], validation[1][:CNN_ROWS]), threads))
+
+
+def report(name: str, threads: int, row: dict[str, float]) -> None:
+    print(
+        f"{name}, {threads} thread(s): before {row['before']:.3f} s, after {row['after']:.3f} s "
+        f"({row['speedup']:.2f}x); {row['gflop']:.2f} GFLOP, {row['gflops']:.1f} GFLOP/s of a "
+        f"{row['matmul']:.1f} GFLOP/s matmul ({100 * row['fraction']:.0f}%); max |diff| {row['difference']:.1e}"
+    )
 
 
 if __name__ == "__main__":

@@ -73,13 +73,26 @@ def test_loss_delta_engine_over_naive_loop_untrained_gaussian(benchmark, check) 
     assert result["difference"] <= 1e-7, "the engine's scores must equal the naive definition"
 
 
+@pytest.fixture(scope="module")
+def thesis_cnn_setup():  # type: ignore[no-untyped-def]
+    _, fit_set, validation, _, shape = bench_loss_delta.load_data()
+    cnn = bench_loss_delta.trained("cnn", shape, fit_set, 5)
+    return cnn, (validation[0][: bench_engine.CNN_ROWS], validation[1][: bench_engine.CNN_ROWS])
+
+
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("kind", ["trained", "untrained"])
-def test_engine_flop_rate_against_matmul(benchmark, check, thesis_mlp_setup, kind, threads) -> None:
-    model, data = (thesis_mlp_setup[0], thesis_mlp_setup[1]) if kind == "trained" else bench_engine.untrained_mlp_data()
+@pytest.mark.parametrize("kind", ["trained", "untrained", "cnn"])
+def test_engine_flop_rate_against_matmul(benchmark, check, request, kind, threads) -> None:
+    if kind == "trained":
+        model, data = request.getfixturevalue("thesis_mlp_setup")[:2]
+    elif kind == "cnn":
+        model, data = request.getfixturevalue("thesis_cnn_setup")
+    else:
+        model, data = bench_engine.untrained_mlp_data()
     row = run_once(benchmark, bench_engine.bound, model, data, threads)
     benchmark.extra_info.update(row)
-    name = f"{kind} MLP, {threads} thread{'s' if threads > 1 else ''}"
+    what = f"thesis CNN ({bench_engine.CNN_ROWS} images)" if kind == "cnn" else f"{kind} MLP"
+    name = f"{what}, {threads} thread{'s' if threads > 1 else ''}"
     check(f"engine GFLOP/s / matmul GFLOP/s, {name}", 100 * row["fraction"], ">= 30 %", row["fraction"] >= 0.3, "%")
     what = f"  engine GFLOP/s ({row['gflop']:.2f} GFLOP; matmul {row['matmul']:.0f} GFLOP/s)"
     check(what, row["gflops"], None, None, "")

@@ -53,3 +53,47 @@ def test_the_baseline_keeps_the_site_output_and_the_weight_rows_in_one_table() -
     assert base.site_output.data_ptr() == base.stacked.data_ptr()
     assert base.weight_rows.data_ptr() == base.stacked[ROWS:].data_ptr()
     assert torch.equal(base.weight_rows, masker.model.fc2.weight.detach().t())
+
+
+def conv_prepared(dtype: torch.dtype, stride: int, padding: int, dilation: int):
+    torch.manual_seed(3)
+    model = torch.nn.Sequential()
+    model.add_module("conv1", torch.nn.Conv2d(3, 6, 3, padding=1))
+    model.add_module("act1", torch.nn.ReLU())
+    model.add_module("conv2", torch.nn.Conv2d(6, 5, 3, stride=stride, padding=padding, dilation=dilation))
+    model.add_module("act2", torch.nn.ReLU())
+    model.add_module("flatten", torch.nn.Flatten())
+    model.add_module("out", torch.nn.LazyLinear(4))
+    model = model.eval().to(dtype)
+    generator = torch.Generator().manual_seed(4)
+    data = (
+        torch.randn(ROWS, 3, 9, 9, generator=generator).to(dtype),
+        torch.randint(0, 4, (ROWS,), generator=generator),
+    )
+    model(data[0][:2])
+    masker = npr.Masker(model, data[0][:1])
+    layer = masker.layer("conv1")
+    with torch.no_grad(), masker.applied():
+        plan = passes.prepare(masker, layer, batches(data))
+        base = passes.baseline(masker, layer, plan, None, engine.DEFAULT_BLOCK_BYTES)
+    return masker, plan, base
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("stride", "padding", "dilation"), [(1, 1, 1), (2, 0, 1), (1, 2, 2)])
+def test_the_conv_step_equals_the_convolution_of_the_input_without_the_removed_channel(
+    dtype, stride, padding, dilation
+) -> None:
+    masker, plan, base = conv_prepared(dtype, stride, padding, dilation)
+    conv = masker.model.conv2
+    generator = torch.Generator().manual_seed(5)
+    # runs of one node over consecutive rows (a view of the baseline) and over scattered rows (a gather)
+    nodes = torch.cat([torch.full((ROWS,), 2), torch.randint(0, 6, (200,), generator=generator)])
+    rows = torch.cat([torch.arange(ROWS), torch.randint(0, ROWS, (200,), generator=generator)])
+    with torch.no_grad():
+        result = first_site_output(plan, base, nodes, rows)
+        inputs = base.site_input[rows].clone()
+        inputs[torch.arange(len(rows)), nodes] = 0
+        expected = conv(inputs)
+    assert result.dtype == dtype and result.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(result, expected, rtol=0, atol=1e-5 if dtype == torch.float32 else 1e-12)

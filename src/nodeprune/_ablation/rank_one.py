@@ -129,12 +129,45 @@ def _unfoldable(module: nn.Module) -> bool:
     )
 
 
-def _conv_term(module: nn.Module, planes: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``conv(planes, weight)`` without bias, channels-last, as patches @ weight (exact, no tiny oneDNN call)."""
-    conv = cast(Any, module)
-    patches = F.unfold(planes, conv.kernel_size, conv.dilation, conv.padding, conv.stride)  # (m, f·k, L)
-    term = patches.transpose(1, 2) @ weight.reshape(weight.shape[0], -1).t()  # (m, L, out channels)
-    return term.reshape(out.shape[0], out.shape[2], out.shape[3], out.shape[1]).permute(0, 3, 1, 2)
+def _conv_rank_one(
+    plan: LayerPlan, base: Baseline, weight: torch.Tensor, nodes: torch.Tensor, rows: torch.Tensor
+) -> torch.Tensor:
+    """``y − conv(x_j, W[:, j])`` per pair for an unfoldable Conv2d site (exact: patches @ weight, no oneDNN call).
+
+    Per run of one node, one matrix product whose accumulator is the baseline: ``y[rows]`` (a view where the
+    run's rows are consecutive) ``−`` patches ``@ W[:, j]ᵀ`` written straight into the result, with no separate
+    copy of the baseline rows and no (pairs, C, H, W) term.
+    """
+    y, planes = base.site_output, base.planes
+    assert y is not None and planes is not None
+    conv = cast(Any, plan.first.module)
+    channels, height, width = y.shape[1], y.shape[2], y.shape[3]
+    result = torch.empty(
+        (nodes.shape[0], channels, height, width), dtype=y.dtype, device=y.device, memory_format=torch.channels_last
+    )
+    flat = result.permute(0, 2, 3, 1).reshape(-1, channels)  # a view: (pairs · H · W, C)
+    runs = segments(nodes)
+    # a run's rows are consecutive when each follows the one before: then the baseline rows are a view
+    broken = torch.ones_like(rows)
+    broken[1:] = rows[1:] - rows[:-1]
+    broken = (broken != 1).cumsum(0)
+    starts = torch.tensor([start for start, _, _ in runs], dtype=torch.long, device=rows.device)
+    lasts = torch.tensor([stop - 1 for _, stop, _ in runs], dtype=torch.long, device=rows.device)
+    facts = torch.stack([rows[starts], broken[lasts] - broken[starts]], 1).tolist() if runs else []
+    for (start, stop, node), (first, steps) in zip(runs, facts, strict=True):
+        features = plan.features[node].to(y.device)
+        own = rows[start:stop]
+        consecutive = steps == 0
+        base_rows = y[first : first + stop - start] if consecutive else rows_of(y, own)
+        accumulator = base_rows.permute(0, 2, 3, 1).reshape(-1, channels)
+        part = planes.index_select(0, features)
+        part = part[:, first : first + stop - start] if consecutive else part.index_select(1, own)
+        patches = F.unfold(part.transpose(0, 1), conv.kernel_size, conv.dilation, conv.padding, conv.stride)
+        patches = patches.transpose(1, 2).reshape(-1, patches.shape[1])  # (run · H · W, f · k)
+        kernel = weight[:, features].reshape(channels, -1).t()
+        rows_out = flat[start * height * width : stop * height * width]
+        torch.addmm(accumulator, patches, kernel, beta=1, alpha=-1, out=rows_out)
+    return result
 
 
 def _linear_rank_one(
@@ -185,17 +218,14 @@ def first_site_output(plan: LayerPlan, base: Baseline, nodes: torch.Tensor, rows
     if _rank_one_linear(plan, x):
         assert plan.single is not None
         return _linear_rank_one(base, plan.single, x, y, weight, nodes, rows)
+    if _unfoldable(module):
+        return _conv_rank_one(plan, base, weight, nodes, rows)
     result = rows_of(y, rows)
-    unfold = _unfoldable(module)
     for start, stop, node in segments(nodes):
         features = plan.features[node].to(x.device)
         if linear_like(module):
             part = x.index_select(0, rows[start:stop])
             term = part[..., features] @ weight[:, features].t()
-        elif unfold:
-            assert base.planes is not None
-            planes = base.planes.index_select(0, features).index_select(1, rows[start:stop]).transpose(0, 1)
-            term = _conv_term(module, planes, weight[:, features], result[start:stop])
         else:
             part = x.index_select(0, rows[start:stop])
             term = cast(Any, module)._conv_forward(part[:, features], weight[:, features], None)
