@@ -125,6 +125,8 @@ def test_the_full_plan_runs_every_method_on_every_seed_fine_tuned_and_the_short_
     assert per_layer == list(range(len(per_layer)))  # every seed's per-layer jobs before any global one
     with_cnn = anchor.plan(Seeds(), "full", "medium")  # type: ignore[arg-type]
     assert {m for a, _, m, _ in with_cnn if a == "cnn" and m.endswith("-global")} == set()  # the MLP's only
+    mixed = anchor.plan(Seeds(), "full", "full", "medium")  # type: ignore[arg-type]
+    assert all(ft for a, *_, ft in mixed if a == "mlp") and {s for a, s, *_, ft in mixed if a == "cnn" and ft} == {0}
 
 
 def test_the_cnn_pruning_set_is_the_first_n_validation_images_for_every_method_and_has_its_own_job_cache(

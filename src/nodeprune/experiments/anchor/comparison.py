@@ -12,7 +12,9 @@ each layer's dependency group, lowest removed with the Masker: :mod:`._tp`).
 
 The thesis CNN's part is chosen with ``$NODEPRUNE_ANCHOR_CNN``: ``partial`` (the default: 1 seed, the one-shot
 and torch-pruning criteria, no fine-tuning), ``full`` (the MLP's protocol) or ``none``;
-``$NODEPRUNE_ANCHOR_CNN_SAMPLES=N`` scores the CNN on the first N validation images (every method alike).
+``$NODEPRUNE_ANCHOR_CNN_SAMPLES=N`` scores the CNN on the first N validation images (every method alike);
+``$NODEPRUNE_ANCHOR_PLAN`` (``full``, ``medium``, ``short``: see :func:`plan`) and ``$NODEPRUNE_ANCHOR_CNN_PLAN``
+(the CNN's, default the same) choose which jobs run.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ ITERATIVE = {
 ONE_SHOT = ("precomputed", "magnitude", "relevance", "random", *_tp.IMPORTANCES)
 CNN_VARIABLE = "NODEPRUNE_ANCHOR_CNN"
 PLAN_VARIABLE = "NODEPRUNE_ANCHOR_PLAN"
+CNN_PLAN_VARIABLE = "NODEPRUNE_ANCHOR_CNN_PLAN"
 WORKERS_VARIABLE = "NODEPRUNE_ANCHOR_WORKERS"
 SAMPLES_VARIABLE = "NODEPRUNE_ANCHOR_CNN_SAMPLES"
 HESSIAN_SAMPLES = {"mlp": 1000, "cnn": 200}
@@ -512,7 +515,7 @@ def _job(setting: cp.Setting, log: Callable[[str], None], job: tuple[str, int, s
         return rows
 
 
-def plan(ctx: Run, mode: str, name: str = "full") -> list[tuple[str, int, str, bool]]:
+def plan(ctx: Run, mode: str, name: str = "full", cnn_name: str | None = None) -> list[tuple[str, int, str, bool]]:
     """The jobs of a run, ``(arch, seed, method, fine_tune)``, longest first.
 
     The full plan runs every method on every seed of the MLP with fine-tuning (and the CNN as ``mode`` says).
@@ -523,21 +526,23 @@ def plan(ctx: Run, mode: str, name: str = "full") -> list[tuple[str, int, str, b
     removal changes, 2.3–2.4× the evaluations of per-layer Exhaustive on the MLP, which on the CNN's 544 nodes is
     about 2.5 × 107,000 evaluations per seed, hours on 2 cores). Per-layer iterative jobs come first, then global ones,
     then the one-shot ones, so a run stopped early has the longest per-layer jobs of every seed cached.
+    ``cnn_name`` is the CNN's plan (default: ``name``).
     """
     jobs = []
     for arch in ("mlp", "cnn"):
         if arch == "cnn" and mode == "none":
             continue
+        named = cnn_name if arch == "cnn" and cnn_name is not None else name
         seeds = ctx.seeds[:1] if arch == "cnn" and mode == "partial" else ctx.seeds
         for seed in seeds:
             for method in methods_for(arch, mode):
                 first = seed == ctx.seeds[0]
                 scope = ITERATIVE.get(method, (None, ""))[1]
-                if name == "short" and scope and (not first or scope == "global"):
+                if named == "short" and scope and (not first or scope == "global"):
                     continue
-                if name == "medium" and scope == "global" and (not first or method in CNN_SKIPPED_IN_MEDIUM[arch]):
+                if named == "medium" and scope == "global" and (not first or method in CNN_SKIPPED_IN_MEDIUM[arch]):
                     continue
-                fine_tune = not (arch == "cnn" and mode == "partial") and (first or name == "full")
+                fine_tune = not (arch == "cnn" and mode == "partial") and (first or named == "full")
                 jobs.append((arch, seed, method, fine_tune))
     scopes = {method: scope for method, (_, scope) in ITERATIVE.items()}
     return sorted(jobs, key=lambda job: (job[2] not in ITERATIVE, scopes.get(job[2]) == "global", job[0] != "cnn"))
@@ -547,10 +552,12 @@ def run(ctx: Run) -> None:
     setting = cp.setting(ctx)
     mode = cnn_mode(ctx.quick)
     plan_name = os.environ.get(PLAN_VARIABLE, "full")
-    if plan_name not in ("full", "medium", "short"):
-        raise ValueError(f"${PLAN_VARIABLE} must be 'full', 'medium' or 'short'; got {plan_name!r}")
+    cnn_plan = os.environ.get(CNN_PLAN_VARIABLE, plan_name)
+    for variable, given in ((PLAN_VARIABLE, plan_name), (CNN_PLAN_VARIABLE, cnn_plan)):
+        if given not in ("full", "medium", "short"):
+            raise ValueError(f"${variable} must be 'full', 'medium' or 'short'; got {given!r}")
     workers = int(os.environ.get(WORKERS_VARIABLE, "1"))
-    jobs = plan(ctx, mode, plan_name)
+    jobs = plan(ctx, mode, plan_name, cnn_plan)
     archs = sorted({job[0] for job in jobs}, key=["mlp", "cnn"].index)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*do not add up.*")  # the comparison shows what it warns about
@@ -583,7 +590,7 @@ def run(ctx: Run) -> None:
         )
         + "; accuracy and loss on "
         f"the {len(setting.test[1])} test images. What ran: {ran} (CNN part: ${CNN_VARIABLE}={mode}; plan: "
-        f"{plan_name}). Every "
+        f"{plan_name}{'' if cnn_plan == plan_name or 'cnn' not in archs else f', the CNN {cnn_plan}'}). Every "
         "per-layer method removes floor(ratio · size) nodes of every hidden layer; fine-tuning: one epoch of the "
         "training protocol's Adam on the 85 % part with the masks attached."
     )
