@@ -315,3 +315,35 @@ def test_merges_into_a_transposed_convolution_fold_exactly_and_constants_are_ref
         masker.replace("0", 2, 0.1)
     masked, compact = masked_and_compact(masker, torch.randn(3, 2, 4, 4))
     assert torch.allclose(compact, masked, atol=1e-5)
+
+
+def test_a_merge_made_while_the_hooks_are_registered_takes_effect_at_the_next_forward_and_a_restore_undoes_it() -> None:
+    # the hooks skip the substitution step while no layer has one: adding, then forgetting one must be seen
+    model = sigmoid_mlp()
+    masker = npr.Masker(model, torch.randn(1, 5))
+    x = torch.randn(9, 5)
+    with torch.no_grad():
+        plain = model(x)
+        masker.attach()
+        masker.remove("fc1", [3])
+        removed = model(x)
+        masker.merge("fc1", 1, into=4)
+        merged = model(x)
+        masker.restore("fc1", [1])
+        restored = model(x)
+        masker.detach()
+    assert torch.allclose(removed, naive_substituted(model, x, {3: (None, 0.0, 0.0)}), atol=1e-6)
+    assert torch.allclose(merged, naive_substituted(model, x, {1: (4, 1.0, 0.0), 3: (None, 0.0, 0.0)}), atol=1e-6)
+    assert torch.equal(restored, removed) and not torch.allclose(plain, removed)
+
+
+def test_applying_the_masks_many_times_registers_the_same_hooks_and_leaves_none_behind() -> None:
+    model = sigmoid_mlp()
+    masker = npr.Masker(model, torch.randn(1, 5))
+    masker.remove("fc1", [0])
+    seen = []
+    for _ in range(3):
+        with masker.applied():
+            seen.append(list(model.fc2._forward_pre_hooks.values()))
+    assert all(len(hooks) == 1 for hooks in seen) and seen[0][0] is seen[1][0] is seen[2][0]
+    assert not model.fc2._forward_pre_hooks

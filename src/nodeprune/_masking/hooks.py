@@ -71,13 +71,16 @@ class MaskState:
                 self.consumer_slices.setdefault(piece.module, []).append((layer, piece))
         self.unconsumed = tuple(layer for layer in layers if not consumers.get(layer.name))
         self._cache: dict[str, _Entry] = {}
+        self._substituting = False  # whether any layer has merged or replaced nodes (else the hooks skip them)
         self._substitution_cache: dict[str, _Entry] = {}
+        self._hooks: dict[str, tuple[nn.Module, Callable[..., tuple[Any, ...] | None]]] = {}
 
     # ------------------------------------------------------------------ changes
     def changed(self, name: str) -> None:
         """Record a change of layer ``name`` (invalidates the hooks' caches)."""
         self.version += 1
         self.versions[name] += 1
+        self._substituting = any(self.substitutions.values())
 
     def set(self, name: str, mask: torch.Tensor) -> None:
         """Replace a mask; nodes that are kept afterwards lose their substitution."""
@@ -180,7 +183,10 @@ class MaskState:
         try:
             for consumer in self.consumer_slices:
                 module = self.module(consumer)
-                handles.append(module.register_forward_pre_hook(self._pre_hook(consumer, module)))
+                built = self._hooks.get(consumer)
+                if built is None or built[0] is not module:  # built once per module (registered many times)
+                    built = self._hooks[consumer] = (module, self._pre_hook(consumer, module))
+                handles.append(module.register_forward_pre_hook(built[1]))
             for layer in self.unconsumed:
                 handles.append(layer.module.register_forward_hook(self._output_hook(layer)))
         except BaseException:
@@ -201,7 +207,9 @@ class MaskState:
             mask = self.multiplier(key, build, shape, x)
             if mask is None:
                 return None
-            y = self.substituted(consumer, shape, x, x * mask)
+            y = x * mask
+            if self._substituting:
+                y = self.substituted(consumer, shape, x, y)
             return (y,) if len(args) == 1 else (y, *args[1:])
 
         return mark_hook(hook)
