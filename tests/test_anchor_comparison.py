@@ -124,7 +124,7 @@ def test_the_full_plan_runs_every_method_on_every_seed_fine_tuned_and_the_short_
     per_layer = [i for i, job in enumerate(medium) if job[2] in ("exhaustive", "greedy")]
     assert per_layer == list(range(len(per_layer)))  # every seed's per-layer jobs before any global one
     with_cnn = anchor.plan(Seeds(), "full", "medium")  # type: ignore[arg-type]
-    assert {m for a, _, m, _ in with_cnn if a == "cnn" and m.endswith("-global")} == set()  # the MLP's only
+    assert {m for a, _, m, _ in with_cnn if a == "cnn" and m.endswith("-global")} == {"greedy-lazy-global"}
     mixed = anchor.plan(Seeds(), "full", "full", "medium")  # type: ignore[arg-type]
     assert all(ft for a, *_, ft in mixed if a == "mlp") and {s for a, s, *_, ft in mixed if a == "cnn" and ft} == {0}
 
@@ -152,3 +152,16 @@ def test_a_cnn_pruning_set_that_is_not_a_positive_count_is_refused(monkeypatch: 
     monkeypatch.setenv(anchor.SAMPLES_VARIABLE, "all")
     with pytest.raises(ValueError, match="must be a positive number of images"):
         anchor.cnn_samples()
+
+
+def test_a_run_restricted_to_some_methods_plans_only_them_and_unknown_names_are_refused(monkeypatch) -> None:
+    jobs = anchor.plan(Seeds(), "full", "full", "medium")  # type: ignore[arg-type]
+    monkeypatch.delenv(anchor.ONLY_VARIABLE, raising=False)
+    assert anchor.only_chosen(jobs) == jobs
+    monkeypatch.setenv(anchor.ONLY_VARIABLE, "greedy-lazy-global,random")
+    chosen = anchor.only_chosen(jobs)
+    assert {m for _, _, m, _ in chosen} == {"greedy-lazy-global", "random"}
+    assert [j for j in jobs if j[2] in ("greedy-lazy-global", "random")] == chosen  # in the plan's order
+    monkeypatch.setenv(anchor.ONLY_VARIABLE, "greedy-lazy-global,nonsense")
+    with pytest.raises(ValueError, match=r"NODEPRUNE_ANCHOR_ONLY names unknown methods \['nonsense'\]"):
+        anchor.only_chosen(jobs)
