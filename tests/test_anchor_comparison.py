@@ -165,3 +165,24 @@ def test_a_run_restricted_to_some_methods_plans_only_them_and_unknown_names_are_
     monkeypatch.setenv(anchor.ONLY_VARIABLE, "greedy-lazy-global,nonsense")
     with pytest.raises(ValueError, match=r"NODEPRUNE_ANCHOR_ONLY names unknown methods \['nonsense'\]"):
         anchor.only_chosen(jobs)
+
+
+def test_verdicts_on_the_rows_of_one_method_say_what_was_not_run() -> None:
+    # a run restricted with $NODEPRUNE_ANCHOR_ONLY has no Exhaustive and no torch-pruning rows
+    rows = [
+        {"arch": "mlp", "method": "random", "seed": 0, "ratio": ratio, "acc": 0.5, "base_acc": 0.86, "evaluations": 0}
+        for ratio in (0.1, 0.5)
+    ]
+
+    class Collect:
+        def __init__(self) -> None:
+            self.seen: dict[str, tuple[str, str]] = {}
+
+        def verdict(self, claim: str, status: str, reason: str, **_: str) -> None:
+            self.seen[claim] = (status, reason)
+
+    ctx = Collect()
+    anchor.verdicts(ctx, rows)  # type: ignore[arg-type]
+    assert set(ctx.seen) == {claim.id for claim in anchor.EXPERIMENT.claims}
+    assert all(status == "not" for status, _ in ctx.seen.values())
+    assert "no torch-pruning criterion or no ratio ≥ 50 % (not run)" in ctx.seen["A2"][1]

@@ -478,7 +478,11 @@ def verdicts(ctx: Run, rows: list[dict[str, Any]]) -> None:
         "A2",
         cp.status(sum(wins), len(wins)) if wins else "not",
         "Exhaustive minus the best torch-pruning criterion at "
-        + (" / ".join(f"{r:.0%}: {m:+.3f}" for r, m in zip(high, margins, strict=True)) or "no ratio ≥ 50 % (not run)")
+        + (
+            " / ".join(f"{r:.0%}: {m:+.3f}" for r, m in zip(high, margins, strict=True))
+            if margins
+            else "no torch-pruning criterion or no ratio ≥ 50 % (not run)"
+        )
         + " (reproduced: ≥ +0.10 at 50 % and 70 %)",
         paper="+0.190 (Taylor 0.671) at 50 %, +0.382 (Taylor 0.418) at 70 %",
         ours=", ".join(f"{m} " + " / ".join(fmt(a) for a in accs[m].values()) for m in tp_methods),
