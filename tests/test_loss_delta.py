@@ -453,3 +453,22 @@ def test_scores_equal_the_naive_definition_with_merges_and_constants(name) -> No
         expected = naive_scores(masker, layer.name, data)
         scores = npr.LossDelta(data).score(masker, layer.name)
         assert torch.allclose(scores, expected, atol=TOLERANCE, rtol=0), (layer.name, scores - expected)
+
+
+@pytest.mark.parametrize("kind", ["forward hook", "forward pre-hook"])
+def test_a_users_hook_on_a_site_module_is_honoured(kind) -> None:
+    """The engine computes a site's values itself (the rank-one step, scaled inputs of later sites); a user's
+    hook on such a module must act as in the masked model (the engine then runs the whole model)."""
+    torch.manual_seed(0)
+    model = make_mlp((6, 10, 8, 4)).eval()
+    if kind == "forward hook":
+        model.fc2.register_forward_hook(lambda module, args, output: output * 1.5 + 0.1)
+    else:
+        model.fc2.register_forward_pre_hook(lambda module, args: (torch.tanh(args[0]),))
+    generator = torch.Generator().manual_seed(1)
+    data = (torch.randn(64, 6, generator=generator), torch.randint(0, 4, (64,), generator=generator))
+    masker = npr.Masker(model, data[0][:1])
+    for layer in masker.layers:
+        scores = npr.LossDelta(data, verbose=False).score(masker, layer.name)
+        expected = naive_scores(masker, layer.name, data)
+        assert torch.allclose(scores, expected, atol=TOLERANCE, rtol=0), (layer.name, scores - expected)

@@ -26,6 +26,8 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
+from .._masking.inputs import HOOK_MARK
+
 
 @dataclass(frozen=True)
 class SuffixSplit:
@@ -136,15 +138,44 @@ def prefix_of(model: nn.Module, trace: TracedModel, names: Sequence[str]) -> fx.
     return module
 
 
+_GLOBAL_HOOKS = (
+    "_global_forward_pre_hooks",
+    "_global_forward_hooks",
+    "_global_forward_hooks_always_called",
+)
+
+
+def foreign_hooks(module: nn.Module | None) -> bool:
+    """Whether ``module`` has forward hooks other than nodeprune's (``None``: whether torch has global module hooks).
+
+    The engine computes a site's values itself (the first site's output by a rank-one step, a later site's input
+    scaled before the call), which is exact for the module's own computation only: a user's hook there would be
+    skipped or run on other values than in the masked model.
+    """
+    if module is None:
+        registry = nn.modules.module
+        return any(getattr(registry, name, None) for name in _GLOBAL_HOOKS)
+    hooks = (module._forward_pre_hooks, module._forward_hooks)
+    return any(not getattr(hook, HOOK_MARK, False) for table in hooks for hook in table.values())
+
+
 def split_model(
     model: nn.Module, sites: Sequence[str], inputs: Sequence[torch.Tensor], trace: TracedModel | None = None
 ) -> SuffixSplit:
     """Cut ``model`` before the first call of any of ``sites``; ``inputs`` is a batch of at least 2 samples.
 
     Raises SplitError when the model cannot be traced, when a site module is not called exactly once or
-    with other than one positional argument, or when the suffix would need a non-sample model input.
+    with other than one positional argument, when the suffix would need a non-sample model input, or when a
+    site module has hooks other than nodeprune's (:func:`foreign_hooks`).
     ``trace`` reuses a :func:`trace_model` of the same model.
     """
+    hooked = [site for site in sites if foreign_hooks(_resolve(model, site))]
+    if hooked or foreign_hooks(None):
+        where = f"module {hooked[0]!r} has" if hooked else "torch has global module"
+        raise SplitError(
+            f"{where} hooks that are not nodeprune's: the engine's cut (and its rank-one step) would bypass "
+            "or reorder them, so it runs the whole model instead"
+        )
     if trace is None:
         trace = trace_model(model, inputs)
     graph, traced, batch = trace.graph, trace.traced, trace.batch
