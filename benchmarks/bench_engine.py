@@ -11,8 +11,8 @@
    selection saves less): engine vs the naive loop (remove one node through the masker, ``npr.evaluate``).
 3. **Before / after.** ``legacy()`` puts back the engine's previous per-pass code (round 1 of issue 15 put
    back the float64 class loss of whole logits; round 2 the rank-one step that gathered weight rows per pair;
-   round 3 the Conv2d update with a separate term and ReLU before max pooling in the suffix) so that both are
-   timed alternately in one run: :func:`bound` on the MLPs, :func:`cnn_rounds` on the thesis CNN.
+   round 3 the Conv2d update with a separate term and ReLU before max pooling in the suffix; round 4 turns the
+   fused kernel off) so that both are timed alternately in one run: :func:`bound` on the MLPs and the CNN.
 
 Run: ``python benchmarks/bench_engine.py`` (from ``benchmarks/``); the pytest targets call the same functions.
 """
@@ -29,7 +29,7 @@ from _timing import alternated_medians
 from torch.utils.flop_counter import FlopCounterMode
 
 import nodeprune as npr
-from nodeprune._ablation import engine, rank_one, suffix
+from nodeprune._ablation import engine, fused, rank_one, suffix
 from nodeprune.zoo import mlp
 
 CNN_ROWS = 1000
@@ -76,7 +76,8 @@ def engine_flops(masker: npr.Masker, data: Any) -> tuple[float, dict[str, int]]:
 
     engine.run_pass = counted
     try:
-        npr.LossDelta(data, verbose=False).score_all(masker)
+        with fused.enabled(False):  # the same shapes as the fused kernel's, counted through the torch passes
+            npr.LossDelta(data, verbose=False).score_all(masker)
     finally:
         engine.run_pass = original
     return flops, pairs
@@ -102,14 +103,16 @@ _CURRENT = (rank_one._conv_rank_one, suffix.pool_before_relu)
 
 @contextmanager
 def legacy() -> Iterator[None]:
-    """The engine's per-pass code as it was before the current round (for side-by-side timing).
+    """The engine's per-pass code as it was before rounds 3 and 4 (for side-by-side timing).
 
     Round 3 of issue 15: the Conv2d first site's update copied the baseline rows and subtracted a separate term
-    (:func:`_legacy_conv_rank_one`), and the suffix ran ReLU before max pooling (no rewrite).
+    (:func:`_legacy_conv_rank_one`), and the suffix ran ReLU before max pooling (no rewrite). Round 4: no fused
+    kernel (:mod:`nodeprune._ablation.fused`): the torch passes for a ReLU/Linear chain too.
     """
     rank_one._conv_rank_one, suffix.pool_before_relu = _legacy_conv_rank_one, lambda root: 0
     try:
-        yield
+        with fused.enabled(False):
+            yield
     finally:
         rank_one._conv_rank_one, suffix.pool_before_relu = _CURRENT
 

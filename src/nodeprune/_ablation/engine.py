@@ -307,14 +307,15 @@ def _evaluate_nodes(
     device = base.active.device
     delta = torch.zeros(nodes.numel(), dtype=torch.float64, device=device)
     hits = torch.zeros(nodes.numel(), dtype=torch.int64, device=device)
-    if candidates.numel():
+    quiet = session is not None and session.quiet
+    fused = base.fused is not None and base.fused.fill(candidates, live, base, delta, hits, progress and not quiet)
+    if candidates.numel() and not fused:
         position = torch.nonzero(live).reshape(-1).to(device)
         pairs = _pairs(base.active.index_select(1, candidates.to(device)))  # (index into candidates, row)
         which_all = position.index_select(0, pairs[:, 0])
         nodes_all = candidates.to(device).index_select(0, pairs[:, 0])
         rows_all = pairs[:, 1].contiguous()
         per_pass = _pairs_per_pass(plan, block_bytes)
-        quiet = session is not None and session.quiet
         with tqdm(
             total=int(pairs.shape[0]),
             desc=f"LossDelta {layer.name}",

@@ -10,6 +10,7 @@ and merges), and :func:`run_pass` only reads them. Every function here runs insi
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from types import MappingProxyType
 
 import torch
@@ -30,6 +31,7 @@ from .._data import (
 )
 from .._masking.probe import measure_outputs, probe
 from ..masker import Masker, NodeLayer
+from . import fused
 from .plan import Baseline, LayerPlan
 from .rank_one import (
     channels_last,
@@ -274,7 +276,7 @@ def baseline(
     stacked = stacked_table(site_output, weight_rows)
     if stacked is not None:  # site_output and weight_rows become views of one table
         site_output, weight_rows = stacked[:rows], stacked[rows:]
-    return Baseline(
+    result = Baseline(
         loss=mean_loss,
         accuracy=float(hits.double().sum()) / count if hits is not None else float("nan"),
         hits=float(hits.sum()) if hits is not None else None,
@@ -296,6 +298,8 @@ def baseline(
         total=float(total),
         stacked=stacked,
     )
+    chain = fused.build(masker, plan, result, loss_fn, choice)
+    return result if chain is None else replace(result, fused=chain)
 
 
 def _substitution_tables(
@@ -336,6 +340,10 @@ def run_pass(
     choice: OutputChoice = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Loss change and hit change of each pair (node ``nodes[i]`` removed, sample ``rows[i]``)."""
+    if base.fused is not None:
+        done = base.fused.run(nodes, rows)
+        if done is not None:
+            return done
     targets = plan.targets.index_select(0, rows)
     if plan.split is None:
         assert plan.inputs is not None

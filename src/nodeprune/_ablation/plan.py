@@ -158,6 +158,8 @@ class Baseline:
     stacked : Tensor or None
         ``site_output`` above ``weight_rows`` in one (rows + in features, out features) table (both are views
         of it), so that the rank-one update is one weighted gather of two rows per pair.
+    fused : Chain or None
+        The fused CPU pass (:mod:`nodeprune._ablation.fused`) where the suffix is a ReLU/Linear chain.
     planes : Tensor or None
         ``site_input`` with channels first (channels, rows, H, W), for the update of an unfoldable Conv2d.
     bytes_per_row : float
@@ -187,3 +189,4 @@ class Baseline:
     bytes_per_row: float
     total: float = 0.0
     stacked: torch.Tensor | None = None
+    fused: Any = None
