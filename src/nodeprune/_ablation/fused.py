@@ -318,7 +318,7 @@ class Chain:
         """
         nodes = nodes.to(torch.int64)
         features = self.single.index_select(0, nodes).contiguous()
-        columns = active.index_select(1, nodes).t().contiguous()  # each node's rows contiguous: read in order
+        columns = active.t().index_select(0, nodes).contiguous()  # each node's rows contiguous: read in order
         count = int(nodes.shape[0])
         sums = torch.empty(count, dtype=torch.float64)
         hits = torch.empty(count, dtype=torch.int64)
