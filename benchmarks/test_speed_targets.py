@@ -103,7 +103,7 @@ def test_engine_flop_rate_against_matmul(benchmark, check, request, kind, thread
 def test_exhaustive_and_greedy_on_the_thesis_mlp(benchmark, check, thesis_mlp_setup) -> None:
     model, validation, test = thesis_mlp_setup
     rows = run_once(benchmark, bench_loss_delta.part2, model, validation, test)
-    for label, limit in (("Exhaustive", 10.0), ("Greedy -1e-2", None), ("Greedy -1e-3", 2.0)):
+    for label, limit in (("Exhaustive", 5.0), ("Greedy -1e-2", None), ("Greedy -1e-3", 2.0)):
         seconds = float(rows[label]["seconds"])  # type: ignore[arg-type]
         benchmark.extra_info[label] = seconds
         check(
