@@ -347,3 +347,24 @@ def test_applying_the_masks_many_times_registers_the_same_hooks_and_leaves_none_
             seen.append(list(model.fc2._forward_pre_hooks.values()))
     assert all(len(hooks) == 1 for hooks in seen) and seen[0][0] is seen[1][0] is seen[2][0]
     assert not model.fc2._forward_pre_hooks
+
+
+def test_nested_applied_blocks_each_remove_their_own_hooks() -> None:
+    """``applied()`` puts a consumer's hook back under its first id; a nested block (the id in use) registers
+    anew, so that leaving it does not unmask the outer block."""
+    model = sigmoid_mlp()
+    masker = npr.Masker(model, torch.randn(1, 5))
+    masker.remove("fc1", [0])
+    x = torch.randn(4, 5)
+    with torch.no_grad():
+        with masker.applied():
+            masked = model(x)
+        plain = model(x)
+        with masker.applied():
+            with masker.applied():
+                assert len(model.fc2._forward_pre_hooks) == 2
+                assert torch.equal(model(x), masked)  # the mask applied twice: the same zeros
+            assert len(model.fc2._forward_pre_hooks) == 1
+            assert torch.equal(model(x), masked)
+        assert not model.fc2._forward_pre_hooks
+        assert torch.equal(model(x), plain) and not torch.equal(plain, masked)

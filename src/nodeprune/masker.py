@@ -15,14 +15,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.hooks import RemovableHandle
 
 from ._masking import compaction as _compaction
 from ._masking import mask_file as _maskfile
 from ._masking import substitution as _substitution
 from ._masking.compaction import CompactionError, LayerSummary, MaskSummary
 from ._masking.discovery import ConsumerSlice, Discovery, NodeLayer, discover
-from ._masking.hooks import MaskState
+from ._masking.hooks import Handle, MaskState
 from ._masking.inputs import as_inputs, check_model
 from ._masking.layers import inexact_warning
 from ._masking.mask_file import write_atomically
@@ -133,7 +132,7 @@ class Masker:
             warnings.warn(message, UserWarning, stacklevel=2)
         # masks, substitutions (removed node -> what its consumers receive instead of zeros), versions, hooks
         self._state = MaskState(model, self.layers, plan.consumers)
-        self._attached: list[RemovableHandle] = []
+        self._attached: list[Handle] = []
 
     # ------------------------------------------------------------------ names and validation
     def __repr__(self) -> str:
