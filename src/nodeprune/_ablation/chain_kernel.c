@@ -122,7 +122,7 @@ typedef struct {
 static int allocate(buffers_t *b, int64_t width) {
     b->first = malloc((size_t)(TILE * width) * sizeof(float));
     b->second = malloc((size_t)(TILE * width) * sizeof(float));
-    b->exps = malloc((size_t)width * sizeof(float));
+    b->exps = malloc((size_t)(TILE * width) * sizeof(float));
     return b->first != NULL && b->second != NULL && b->exps != NULL;
 }
 
@@ -174,38 +174,47 @@ static void tile(const chain_t *c, buffers_t *buf, const int64_t *rows, int coun
             b = swap;
         }
     }
+    /* the class cross-entropy of the TILE rows together (their chains of dependent operations interleave) */
+    const int64_t classes = c->classes;
+    float top[TILE];
+    int64_t best[TILE];
+    double total[TILE];
+    for (int p = 0; p < TILE; p++) {
+        top[p] = a[p * stride];
+        best[p] = classes;
+        total[p] = 0.0;
+    }
+    for (int64_t k = 1; k < classes; k++) {
+        for (int p = 0; p < TILE; p++) {
+            const float value = a[p * stride + k];
+            top[p] = value > top[p] ? value : top[p];
+        }
+    }
+    for (int64_t k = classes - 1; k >= 0; k--) { /* the first maximum, as torch.argmax */
+        for (int p = 0; p < TILE; p++) {
+            best[p] = a[p * stride + k] == top[p] ? k : best[p];
+        }
+    }
+    const int64_t padded = (classes + LANES - 1) / LANES * LANES; /* within the value's padding */
+    for (int p = 0; p < TILE; p++) {
+        for (int64_t k = 0; k < padded; k += LANES) {
+            *(vfu *)(buf->exps + p * stride + k) = exp_nonpositive_v(*(const vfu *)(a + p * stride + k) - top[p]);
+        }
+    }
+    for (int64_t k = 0; k < classes; k++) {
+        for (int p = 0; p < TILE; p++) {
+            total[p] += (double)buf->exps[p * stride + k];
+        }
+    }
     for (int p = 0; p < count; p++) {
         const float *logits = a + p * stride;
-        float top = logits[0];
-        for (int64_t k = 1; k < c->classes; k++) {
-            top = logits[k] > top ? logits[k] : top;
-        }
-        int64_t best = 0;
-        while (best < c->classes - 1 && !(logits[best] == top)) { /* the first maximum, as torch.argmax */
-            best++;
-        }
-        const int64_t padded = (c->classes + LANES - 1) / LANES * LANES; /* within the value's padding */
-        for (int64_t k = 0; k < padded; k += LANES) {
-            *(vfu *)(buf->exps + k) = exp_nonpositive_v(*(const vfu *)(logits + k) - top);
-        }
-        double part[4] = {0.0, 0.0, 0.0, 0.0}; /* four sums: no chain of dependent additions */
-        int64_t k = 0;
-        for (; k + 4 <= c->classes; k += 4) {
-            for (int j = 0; j < 4; j++) {
-                part[j] += (double)buf->exps[k + j];
-            }
-        }
-        for (; k < c->classes; k++) {
-            part[0] += (double)buf->exps[k];
-        }
-        const double total = (part[0] + part[1]) + (part[2] + part[3]);
         const int64_t target = c->targets[rows[p]];
-        double loss = ((double)top - (double)logits[target]) + log(total);
-        if (isnan(top) || isnan(logits[target])) {
+        double loss = ((double)top[p] - (double)logits[target]) + log(total[p]);
+        if (isnan(top[p]) || isnan(logits[target])) {
             loss = NAN;
         }
         losses[p] = loss;
-        hits[p] = best == target;
+        hits[p] = best[p] == target;
     }
 }
 
