@@ -9,9 +9,9 @@
  * nodeprune_chain_nodes sums, per node, the loss and hit changes over the rows where the node is active, in
  * row order (the same sums whatever the number of threads). A tile of four rows goes through the whole
  * chain in small per-thread buffers that stay in cache: one pass over a pair's values instead of one
- * memory pass per operation over (pairs x width) tensors. Plain C with GCC/Clang vector extensions and POSIX
- * threads; compiled at first use with the machine's C compiler (no OpenMP runtime: the threads are started
- * per call and joined before it returns, so nothing spins between calls).
+ * memory pass per operation over (pairs x width) tensors. Plain C with GCC/Clang vector extensions; its threads
+ * are OpenMP's where the compiler has it (the runtime torch loaded, so torch's own thread pool), else POSIX
+ * threads started per call. Compiled at first use with the machine's C compiler.
  */
 #include <math.h>
 #include <pthread.h>
@@ -304,11 +304,22 @@ static void *run_nodes(void *argument) {
 }
 
 static int spawn(work_t *works, int32_t threads, void *(*function)(void *)) {
+    int status = 0;
+#ifdef _OPENMP
+    /* OpenMP: where torch uses the same runtime (libgomp on Linux), these are torch's own threads, which spin for
+     * a while after each of its parallel regions; a second pool of threads would compete with them for the cores */
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int32_t t = 0; t < threads; t++) {
+        function(&works[t]);
+    }
+    for (int32_t t = 0; t < threads; t++) {
+        status |= works[t].status;
+    }
+#else
     pthread_t *handles = malloc((size_t)threads * sizeof(pthread_t));
     if (handles == NULL) {
         return 1;
     }
-    int status = 0;
     int32_t started = 0;
     for (int32_t t = 1; t < threads; t++) {
         if (pthread_create(&handles[t], NULL, function, &works[t]) != 0) {
@@ -324,6 +335,7 @@ static int spawn(work_t *works, int32_t threads, void *(*function)(void *)) {
         status |= works[t].status;
     }
     free(handles);
+#endif
     return status;
 }
 

@@ -105,7 +105,8 @@ def _cpu_key() -> str:
 
 
 def _compile(compiler: str, target: Path) -> bool:
-    for extra in (("-march=native",), ()):  # some compilers (and CPUs) have no -march=native
+    # OpenMP where the compiler has it (torch's own threads), -march=native where the compiler and CPU take it
+    for extra in (("-fopenmp", "-march=native"), ("-march=native",), ("-fopenmp",), ()):
         with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
             built = Path(scratch) / target.name
             command = [*shlex.split(compiler), *FLAGS, *extra, str(SOURCE), "-o", str(built), "-lm"]
