@@ -3,9 +3,12 @@
 On an MLP the engine's torch passes are bound by per-element work, not arithmetic: the rank-one gather, each
 ReLU, each small matrix product and the loss over a handful of classes is one memory pass over a (pairs ×
 width) tensor. For a suffix that is nothing but a chain of ``nn.ReLU`` / ``F.relu`` and ``nn.Linear`` ending
-in class logits scored with the default cross-entropy, :mod:`chain_kernel.c <nodeprune._ablation>` runs
-the whole pass per pair in a few cache-resident buffers: the rank-one update ``y − x_j · W[:, j]``, the
-chain, ``loss = (m − z_y) + log Σ_c exp(z_c − m)`` and the first arg-max. Its arithmetic is the same (float32
+in class logits scored with the default cross-entropy, ``chain_kernel.c`` (next to this module) takes four
+samples of one node at a time through the whole pass in a few cache-resident buffers: the rank-one update
+``y − x_j · W[:, j]``, the chain, ``loss = (m − z_y) + log Σ_c exp(z_c − m)`` and the first arg-max, and sums
+each node's changes over its active samples in sample order (the same sums with any number of threads). Its
+threads are ``torch.get_num_threads()`` OpenMP threads (torch's own pool where torch loaded the same runtime)
+or, without OpenMP, POSIX threads. Its arithmetic is the same (float32
 values, float64 per-sample sums), in another order, and exponentials within 2 ulp of float32's; losses and
 hits of the baseline are computed by the same code, so a removal's change is the difference of two values
 computed alike (scores equal the naive loop within 1e-7 in the tests).
