@@ -138,15 +138,15 @@ def test_plan_objects_are_frozen_and_passes_leave_their_tensors_unchanged(built:
 @contextmanager
 def counted_applications(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     entered: list[int] = []
-    applied = npr.Masker.applied
+    applying = npr.Masker._applying
 
     @contextmanager
-    def counted(self: npr.Masker) -> Iterator[torch.nn.Module]:
+    def counted(self: npr.Masker, inline: bool) -> Iterator[torch.nn.Module]:
         entered.append(1)
-        with applied(self) as model:
+        with applying(self, inline) as model:
             yield model
 
-    monkeypatch.setattr(npr.Masker, "applied", counted)
+    monkeypatch.setattr(npr.Masker, "_applying", counted)
     yield entered
 
 

@@ -133,10 +133,19 @@ class Hooked(nn.Module):
         return self.net(x)
 
 
+def with_own_forward() -> nn.Module:
+    """An MLP whose output Linear (on the chain after the first layer's site) has a ``forward`` of its own."""
+    model = make_mlp((12, 16, 10, 5))
+    out = model.out
+    out.forward = lambda input: nn.Linear.forward(out, input) * 1.5
+    return model
+
+
 def refused() -> dict[str, tuple[nn.Module, object]]:
     """Models and losses where the kernel must not run: the suffix is not exactly a plain chain."""
     torch.manual_seed(0)
     return {
+        "a forward set on a chain Linear": (with_own_forward(), None),
         "GELU": (make_mlp((12, 16, 10, 5), activation=nn.GELU), None),
         "a user's forward hook on the first site": (Hooked(), None),
         "float64": (make_mlp((12, 16, 10, 5)).double(), None),

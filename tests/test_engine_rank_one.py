@@ -27,7 +27,7 @@ def prepared(dtype: torch.dtype) -> tuple[npr.Masker, LayerPlan, Baseline]:
     data = (torch.randn(ROWS, 6, generator=generator).to(dtype), torch.randint(0, 4, (ROWS,), generator=generator))
     masker = npr.Masker(model, data[0][:1])
     layer = masker.layer("fc1")
-    with torch.no_grad(), masker.applied():
+    with torch.no_grad(), masker._applying(inline=False):
         plan = passes.prepare(masker, layer, batches(data))
         base = passes.baseline(masker, layer, plan, None, engine.DEFAULT_BLOCK_BYTES)
     return masker, plan, base
@@ -73,7 +73,7 @@ def conv_prepared(dtype: torch.dtype, stride: int, padding: int, dilation: int):
     model(data[0][:2])
     masker = npr.Masker(model, data[0][:1])
     layer = masker.layer("conv1")
-    with torch.no_grad(), masker.applied():
+    with torch.no_grad(), masker._applying(inline=False):
         plan = passes.prepare(masker, layer, batches(data))
         base = passes.baseline(masker, layer, plan, None, engine.DEFAULT_BLOCK_BYTES)
     return masker, plan, base

@@ -455,16 +455,20 @@ def test_scores_equal_the_naive_definition_with_merges_and_constants(name) -> No
         assert torch.allclose(scores, expected, atol=TOLERANCE, rtol=0), (layer.name, scores - expected)
 
 
-@pytest.mark.parametrize("kind", ["forward hook", "forward pre-hook"])
+@pytest.mark.parametrize("kind", ["forward hook", "forward pre-hook", "instance forward"])
 def test_a_users_hook_on_a_site_module_is_honoured(kind) -> None:
     """The engine computes a site's values itself (the rank-one step, scaled inputs of later sites); a user's
-    hook on such a module must act as in the masked model (the engine then runs the whole model)."""
+    hook on such a module, or a ``forward`` set on the instance, must act as in the masked model (the engine
+    then runs the whole model)."""
     torch.manual_seed(0)
     model = make_mlp((6, 10, 8, 4)).eval()
     if kind == "forward hook":
         model.fc2.register_forward_hook(lambda module, args, output: output * 1.5 + 0.1)
-    else:
+    elif kind == "forward pre-hook":
         model.fc2.register_forward_pre_hook(lambda module, args: (torch.tanh(args[0]),))
+    else:
+        fc2 = model.fc2
+        fc2.forward = lambda input: nn.Linear.forward(fc2, input) * 1.5 + 0.1
     generator = torch.Generator().manual_seed(1)
     data = (torch.randn(64, 6, generator=generator), torch.randint(0, 4, (64,), generator=generator))
     masker = npr.Masker(model, data[0][:1])

@@ -338,30 +338,31 @@ def test_a_merge_made_while_the_hooks_are_registered_takes_effect_at_the_next_fo
 
 
 def test_applying_the_masks_many_times_registers_the_same_hooks_and_leaves_none_behind() -> None:
+    """(The pre-hook path; ``applied()`` masks a plain Linear inline: tests/test_masker_inline.py.)"""
     model = sigmoid_mlp()
     masker = npr.Masker(model, torch.randn(1, 5))
     masker.remove("fc1", [0])
     seen = []
     for _ in range(3):
-        with masker.applied():
+        with masker._applying(inline=False):
             seen.append(list(model.fc2._forward_pre_hooks.values()))
     assert all(len(hooks) == 1 for hooks in seen) and seen[0][0] is seen[1][0] is seen[2][0]
     assert not model.fc2._forward_pre_hooks
 
 
 def test_nested_applied_blocks_each_remove_their_own_hooks() -> None:
-    """``applied()`` puts a consumer's hook back under its first id; a nested block (the id in use) registers
-    anew, so that leaving it does not unmask the outer block."""
+    """The pre-hook path (``attach()``, nodeprune's own readers) puts a consumer's hook back under its first id;
+    a nested block (the id in use) registers anew, so that leaving it does not unmask the outer block."""
     model = sigmoid_mlp()
     masker = npr.Masker(model, torch.randn(1, 5))
     masker.remove("fc1", [0])
     x = torch.randn(4, 5)
     with torch.no_grad():
-        with masker.applied():
+        with masker._applying(inline=False):
             masked = model(x)
         plain = model(x)
-        with masker.applied():
-            with masker.applied():
+        with masker._applying(inline=False):
+            with masker._applying(inline=False):
                 assert len(model.fc2._forward_pre_hooks) == 2
                 assert torch.equal(model(x), masked)  # the mask applied twice: the same zeros
             assert len(model.fc2._forward_pre_hooks) == 1

@@ -310,16 +310,21 @@ class Masker:
         self._state.substitute(layer.name, node, entry)
 
     # ------------------------------------------------------------------ application
-    @contextmanager
-    def applied(self) -> Iterator[nn.Module]:
+    def applied(self) -> contextlib.AbstractContextManager[nn.Module]:
         """Apply the masks inside a ``with`` block; the model is untouched afterwards.
 
-        Masks changed inside the block take effect at the next forward. Yields the model.
+        Masks changed inside the block take effect at the next forward. Yields the model. A hook-free plain
+        ``nn.Linear`` consuming masked nodes takes its mask inside its forward (set on the instance for the
+        block: the same output bit for bit and the same gradients as a masked input, without a hook's cost);
+        hooks registered on it inside the block see its input unmasked, with a warning. :meth:`attach` uses
+        forward pre-hooks only.
         """
-        if self._attached:
-            yield self.model
-            return
-        handles = self._state.register()
+        return self._applying(inline=True)
+
+    @contextmanager
+    def _applying(self, inline: bool) -> Iterator[nn.Module]:
+        """:meth:`applied`; ``inline=False``: pre-hooks only, for readers of consumer inputs inside the block."""
+        handles = [] if self._attached else self._state.register(inline=inline)
         try:
             yield self.model
         finally:
@@ -375,12 +380,9 @@ class Masker:
             model), a mask of the wrong shape or removing every node of a layer, or a substitution of a kept
             node, of an invalid node or twin, forming a cycle, or that cannot be folded exactly.
         """
-        masks, substitutions = checked(state, self.layers, self.layer, self._problem)
+        masks, substitutions = checked(state, self.layers, self.layer, self.substitution_problem)
         for layer in self.layers:
             self._state.assign(layer.name, masks[layer.name], substitutions[layer.name])
-
-    def _problem(self, layer: str, node: int, source: int | None, constant: bool) -> str | None:
-        return self.substitution_problem(layer, node, source, constant=constant)
 
     def fingerprint(self) -> list[dict[str, Any]]:
         """What identifies this model's layers in mask and checkpoint files.

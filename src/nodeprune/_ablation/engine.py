@@ -191,7 +191,7 @@ def ablate(
     model = masker.model
     session = _SESSION.get()
     key = (id(masker), id(layer.module), id(data), id(loss_fn), id(output))
-    with preserved_mode(model, train=False), torch.no_grad(), masker.applied():
+    with preserved_mode(model, train=False), torch.no_grad(), masker._applying(inline=False):
         with group.guarded(f"scoring layer {layer.name!r}"):
             plan, base = _plan_and_baseline(masker, layer, data, loss_fn, block_bytes, output, group, session, key)
             local = _evaluate_nodes(masker, layer, nodes, plan, base, loss_fn, block_bytes, progress, session, output)
@@ -263,8 +263,8 @@ def prime(
     data_state = _data_state(data)
     if session is None or data_state is None or len(layers) < 2:
         return
-    model = masker.model
-    with preserved_mode(model, train=False), torch.no_grad(), masker.applied(), group.guarded("preparing the layers"):
+    model, hooked = masker.model, masker._applying(inline=False)  # pre-hooks: the probes see masked inputs
+    with preserved_mode(model, train=False), torch.no_grad(), hooked, group.guarded("preparing the layers"):
         stream = batches(shard_data(group, data))
         plans = prepare_many(masker, layers, _checked(stream, model_device(model), input_kind(model)), budget)
     if not plans:

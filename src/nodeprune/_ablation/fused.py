@@ -46,12 +46,11 @@ from torch import fx, nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .._masking.inputs import HOOK_MARK
+from .._masking.inputs import HOOK_MARK, foreign_hooks
 from ..datasets._lookup import cache
 from ..masker import Masker
 from .plan import Baseline, LayerPlan
 from .sites import linear_like
-from .suffix import foreign_hooks
 
 __all__ = ["Chain", "available", "build", "enabled"]
 
@@ -186,7 +185,10 @@ def _hooks_are_the_maskers(masker: Masker, name: str, module: nn.Module) -> bool
     for hook in module._forward_hooks.values():
         if not getattr(hook, HOOK_MARK, False) or module not in owners:
             return False
-    return not (module._backward_hooks or module._forward_pre_hooks_with_kwargs or module._forward_hooks_with_kwargs)
+    if module._backward_hooks or module._forward_pre_hooks_with_kwargs or module._forward_hooks_with_kwargs:
+        return False
+    own = module.__dict__.get("forward")  # a forward set on the instance: only this masker's inline mask
+    return own is None or own is state._inlined.get(name)
 
 
 def _plain_linear(masker: Masker, name: str, module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None] | None:
@@ -237,7 +239,7 @@ def _chain_ops(masker: Masker, plan: LayerPlan) -> list[int | tuple[torch.Tensor
             if node.kwargs:
                 return None
             if type(module) in (nn.ReLU, nn.Identity, nn.Dropout):
-                if module._forward_pre_hooks or module._forward_hooks:
+                if module._forward_pre_hooks or module._forward_hooks or "forward" in module.__dict__:
                     return None
                 if type(module) is nn.Dropout and module.training and module.p > 0:
                     return None

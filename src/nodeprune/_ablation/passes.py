@@ -4,7 +4,8 @@ See :mod:`nodeprune._ablation.engine` for the method. :func:`prepare` builds a
 :class:`~nodeprune._ablation.plan.LayerPlan` (it depends on the parameters, the data and the masks of the
 *other* layers), :func:`baseline` a :class:`~nodeprune._ablation.plan.Baseline` (also on the layer's own mask
 and merges), and :func:`run_pass` only reads them. Every function here runs inside the caller's
-``masker.applied()`` block (the masks of every layer act through the masker's hooks); none enters it itself.
+``masker._applying(inline=False)`` block (the masks of every layer act through the masker's pre-hooks, which
+the probes registered after them see); none enters it itself.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ The tables these updates read (the first site's input transposed, its weight tra
 baseline by :func:`first_site_tables`; the updates only read them. For a Linear site the baseline output and
 the transposed weight share one table (:func:`stacked_table`), so that the update of a pair is one weighted
 gather of two rows, ``y[row] · 1 + Wᵀ[j] · (−x_j)`` (``F.embedding_bag`` with bags of two), with no (pairs, out)
-copy of the weight rows. Callers hold ``masker.applied()``.
+copy of the weight rows. Callers hold ``masker._applying(inline=False)``.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from .._masking.inputs import HOOK_MARK
+from .._masking.inputs import foreign_hooks
 
 
 @dataclass(frozen=True)
@@ -138,27 +138,6 @@ def prefix_of(model: nn.Module, trace: TracedModel, names: Sequence[str]) -> fx.
     return module
 
 
-_GLOBAL_HOOKS = (
-    "_global_forward_pre_hooks",
-    "_global_forward_hooks",
-    "_global_forward_hooks_always_called",
-)
-
-
-def foreign_hooks(module: nn.Module | None) -> bool:
-    """Whether ``module`` has forward hooks other than nodeprune's (``None``: whether torch has global module hooks).
-
-    The engine computes a site's values itself (the first site's output by a rank-one step, a later site's input
-    scaled before the call), which is exact for the module's own computation only: a user's hook there would be
-    skipped or run on other values than in the masked model.
-    """
-    if module is None:
-        registry = nn.modules.module
-        return any(getattr(registry, name, None) for name in _GLOBAL_HOOKS)
-    hooks = (module._forward_pre_hooks, module._forward_hooks)
-    return any(not getattr(hook, HOOK_MARK, False) for table in hooks for hook in table.values())
-
-
 def split_model(
     model: nn.Module, sites: Sequence[str], inputs: Sequence[torch.Tensor], trace: TracedModel | None = None
 ) -> SuffixSplit:
@@ -251,7 +230,7 @@ _RELU_FUNCTIONS = (F.relu, torch.relu)
 
 
 def _plain(module: nn.Module) -> bool:
-    return not (module._forward_hooks or module._forward_pre_hooks)
+    return not (module._forward_hooks or module._forward_pre_hooks or "forward" in module.__dict__)
 
 
 def _relu(root: fx.GraphModule, node: fx.Node) -> bool:

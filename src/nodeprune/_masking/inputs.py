@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["HOOK_MARK", "as_inputs", "check_model", "copy_model", "mark_hook", "positional"]
+__all__ = ["HOOK_MARK", "as_inputs", "check_model", "copy_model", "foreign_hooks", "mark_hook", "positional"]
 
 
 def check_model(model: object) -> nn.Module:
@@ -155,4 +155,30 @@ def copy_model(model: nn.Module) -> nn.Module:
             hooks = getattr(module, attribute)
             for key in [key for key, hook in hooks.items() if getattr(hook, HOOK_MARK, False)]:
                 del hooks[key]
+        if getattr(module.__dict__.get("forward"), HOOK_MARK, False):
+            del module.__dict__["forward"]  # a Masker's inline mask (see MaskState.register)
     return duplicate
+
+
+_GLOBAL_HOOKS = (
+    "_global_forward_pre_hooks",
+    "_global_forward_hooks",
+    "_global_forward_hooks_always_called",
+)
+
+
+def foreign_hooks(module: nn.Module | None) -> bool:
+    """Whether ``module`` has forward hooks or a ``forward`` of its own other than nodeprune's.
+
+    ``None``: whether torch has global module hooks. A ``forward`` set on the instance (not its class) counts
+    as a hook: code that computes a module's output itself (the engine's rank-one step, the fused kernel)
+    would skip it.
+    """
+    if module is None:
+        registry = nn.modules.module
+        return any(getattr(registry, name, None) for name in _GLOBAL_HOOKS)
+    hooks = (module._forward_pre_hooks, module._forward_hooks)
+    if any(not getattr(hook, HOOK_MARK, False) for table in hooks for hook in table.values()):
+        return True
+    own = module.__dict__.get("forward")
+    return own is not None and not getattr(own, HOOK_MARK, False)

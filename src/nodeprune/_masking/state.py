@@ -8,7 +8,7 @@ its mask files both go through it).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -19,8 +19,13 @@ from .substitution import Substitution, resolve
 __all__ = ["Nodes", "Problem", "checked", "checked_mask", "node_indices"]
 
 Nodes = int | Sequence[int] | torch.Tensor | Iterable[int]
+
+
 # (layer, node, source, constant) -> why that substitution cannot be folded exactly, or None
-Problem = Callable[[str, int, int | None, bool], str | None]
+class Problem(Protocol):
+    """Why a substitution cannot be folded exactly, or None: ``Masker.substitution_problem``."""
+
+    def __call__(self, layer: str, node: int, source: int | None, *, constant: bool) -> str | None: ...
 
 
 def node_indices(layer: NodeLayer, nodes: Nodes, *, duplicates: bool = True) -> torch.Tensor:
@@ -77,7 +82,7 @@ def checked(
     layer : callable
         Resolves a layer name (or alias) to its layer; raises ValueError for an unknown name.
     problem : callable
-        ``problem(layer, node, source, constant)``: why a substitution cannot be folded exactly, or None.
+        ``problem(layer, node, source, constant=...)``: why a substitution cannot be folded exactly, or None.
 
     Raises
     ------
@@ -124,7 +129,7 @@ def checked(
             check_number("Masker.load_state_dict", "offset", entry.offset)
             if bool(masks[target.name][index]):
                 raise ValueError(f"node {index} of layer {target.name!r} has a substitution but is kept")
-            issue = problem(target.name, index, source, entry.offset != 0.0)
+            issue = problem(target.name, index, source, constant=entry.offset != 0.0)
             if issue is not None:
                 raise ValueError(f"node {index} of layer {target.name!r}: {issue}")
             substitutions[target.name][index] = entry

@@ -53,7 +53,7 @@ def inputs_of(
     device = model_device(model)
     kind = input_kind(model)
     count = 0
-    with preserved_mode(model, train=False), torch.no_grad(), masker.applied():
+    with preserved_mode(model, train=False), torch.no_grad(), masker._applying(inline=False):
         for x in samples(data, batch_size):
             for tensor in x.values() if isinstance(x, Mapping) else [x]:
                 if tensor.device != device:

@@ -354,7 +354,7 @@ def relevance_maps(
     model = masker.model
     consumers = [reader.module for plan in plans.values() for reader in plan.inputs]
     producers = [reader.module for plan in plans.values() for reader in plan.outputs]
-    with masker.applied(), capture_inputs(model, consumers) as entering, torch.enable_grad():
+    with masker._applying(inline=False), capture_inputs(model, consumers) as entering, torch.enable_grad():
         try:
             composite.register(model)
             with capture_outputs(model, producers) as leaving:

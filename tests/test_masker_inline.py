@@ -1,0 +1,248 @@
+"""Inline masks: inside ``Masker.applied()`` a plain, hook-free ``nn.Linear`` takes its input mask in its forward.
+
+The promise is the hook's, bit for bit: the same outputs and the same gradients as masking the consumer's
+input (``attach()``, which uses forward pre-hooks only), masked = compacted, nothing left on the model after
+the block, and a clear warning where a hook registered inside the block would see the unmasked input.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import nodeprune as npr
+from conftest import make_mlp
+
+
+def pruned_mlp(seed: int = 0, sizes: tuple[int, ...] = (6, 12, 9, 4)) -> npr.Masker:
+    torch.manual_seed(seed)
+    model = make_mlp(sizes).eval()
+    masker = npr.Masker(model, torch.randn(1, sizes[0]))
+    generator = torch.Generator().manual_seed(seed)
+    for layer in masker.layers[:-1]:
+        nodes = torch.randperm(layer.size, generator=generator)[: layer.size // 2]
+        masker.remove(layer.name, nodes.tolist())
+    return masker
+
+
+def inline_modules(model: nn.Module) -> list[str]:
+    return [name for name, module in model.named_modules() if "forward" in module.__dict__]
+
+
+def attached_output(masker: npr.Masker, x: torch.Tensor) -> torch.Tensor:
+    masker.attach()
+    try:
+        return masker.model(x)
+    finally:
+        masker.detach()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_inline_output_is_the_hooks_bit_for_bit_and_the_compacted_models(seed: int) -> None:
+    masker = pruned_mlp(seed)
+    x = torch.randn(33, 6)
+    with torch.no_grad():
+        with masker.applied() as model:
+            assert inline_modules(model) == ["fc2", "out"]
+            inline = model(x)
+            again = model(x)  # the masked weights come from the cache now
+        hooked = attached_output(masker, x)
+        compact = masker.compact()(x)
+    assert torch.equal(inline, hooked) and torch.equal(again, hooked)
+    assert torch.allclose(inline, compact, atol=1e-6, rtol=0)
+
+
+def test_inline_gradients_equal_the_hooks() -> None:
+    masker = pruned_mlp(1)
+    model = masker.model
+    x = torch.randn(17, 6, requires_grad=True)
+    target = torch.randint(0, 4, (17,))
+
+    def gradients(run) -> list[torch.Tensor]:  # type: ignore[no-untyped-def]
+        model.zero_grad()
+        x.grad = None
+        nn.functional.cross_entropy(run(x), target).backward()
+        return [x.grad.clone(), *(p.grad.clone() for p in model.parameters())]
+
+    def inline(inputs: torch.Tensor) -> torch.Tensor:
+        with masker.applied():
+            return model(inputs)
+
+    by_hooks = gradients(lambda inputs: attached_output(masker, inputs))
+    by_inline = gradients(inline)
+    for hooked, inlined in zip(by_hooks, by_inline, strict=True):
+        assert torch.equal(hooked, inlined)
+    masked_columns = ~masker.mask("fc1")
+    assert bool((model.fc2.weight.grad[:, masked_columns] == 0).all())
+
+
+def test_nothing_is_left_on_the_model_after_the_block_even_when_it_raises() -> None:
+    masker = pruned_mlp()
+    model = masker.model
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    with pytest.raises(RuntimeError, match="inside"), masker.applied():
+        assert inline_modules(model)
+        raise RuntimeError("inside")
+    assert inline_modules(model) == []
+    assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())
+    pickle.dumps(model)  # an instance forward (a closure) would not pickle
+
+
+def test_a_mask_or_weight_changed_inside_the_block_acts_at_the_next_forward() -> None:
+    masker = pruned_mlp(2)
+    model = masker.model
+    x = torch.randn(8, 6)
+    with torch.no_grad(), masker.applied():
+        first = model(x)
+        masker.restore("fc1", masker.removed("fc1"))
+        restored = model(x)
+        model.fc2.weight.mul_(2.0)  # an in-place change: the cached masked weight must not be reused
+        doubled = model(x)
+    with torch.no_grad():
+        expected_doubled = attached_output(masker, x)
+        model.fc2.weight.div_(2.0)
+        expected_restored = attached_output(masker, x)
+    assert not torch.equal(first, restored)
+    assert torch.equal(restored, expected_restored)
+    assert torch.equal(doubled, expected_doubled)
+
+
+def test_a_replaced_weight_parameter_is_used() -> None:
+    masker = pruned_mlp(3)
+    model = masker.model
+    x = torch.randn(8, 6)
+    with torch.no_grad(), masker.applied():
+        model(x)
+        model.fc2.weight = nn.Parameter(torch.randn_like(model.fc2.weight))
+        inline = model(x)
+    with torch.no_grad():
+        assert torch.equal(inline, attached_output(masker, x))
+
+
+def test_merges_act_inline_as_through_the_hooks() -> None:
+    masker = pruned_mlp(4)
+    kept = [node for node in range(12) if bool(masker.mask("fc1")[node])]
+    masker.merge("fc1", kept[0], into=kept[1], scale=0.5)
+    masker.replace("fc1", kept[2], 0.25)
+    x = torch.randn(10, 6)
+    with torch.no_grad():
+        with masker.applied() as model:
+            inline = model(x)
+        compact = masker.compact()(x)
+        assert torch.equal(inline, attached_output(masker, x))
+    assert torch.allclose(inline, compact, atol=1e-5, rtol=0)
+
+
+def test_nested_blocks_and_attach() -> None:
+    masker = pruned_mlp(5)
+    model = masker.model
+    x = torch.randn(8, 6)
+    with torch.no_grad():
+        plain = model(x)
+        expected = attached_output(masker, x)
+        with masker.applied():
+            with masker.applied():
+                assert torch.equal(model(x), expected)
+            assert inline_modules(model) == ["fc2", "out"]
+            assert torch.equal(model(x), expected)
+        masker.attach()
+        try:
+            assert inline_modules(model) == []  # attach() masks through pre-hooks only
+            with masker.applied():
+                assert torch.equal(model(x), expected)
+        finally:
+            masker.detach()
+        assert torch.equal(model(x), plain)
+
+
+def test_inference_mode_then_gradients() -> None:
+    """A masked weight cached under inference_mode must still serve a forward that autograd records."""
+    masker = pruned_mlp(6)
+    model = masker.model
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    x = torch.randn(8, 6)
+    with masker.applied():
+        with torch.inference_mode():
+            first = model(x)
+        leaf = x.clone().requires_grad_(True)
+        second = model(leaf)
+        second.sum().backward()
+    assert torch.equal(first, second.detach())
+    assert leaf.grad is not None and bool((leaf.grad != 0).any())
+
+
+def test_keyword_calls_and_subclasses() -> None:
+    class Scaled(nn.Linear):
+        def forward(self, input: torch.Tensor) -> torch.Tensor:
+            return super().forward(input) * 2.0
+
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), Scaled(8, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
+    masker = npr.Masker(model, torch.randn(1, 5))
+    masker.remove("0", [1, 4])
+    masker.remove("2", [0])
+    x = torch.randn(4, 5)
+    with torch.no_grad():
+        with masker.applied():
+            assert inline_modules(model) == ["4"]  # the subclass keeps the pre-hook
+            assert torch.equal(model[4](input=torch.ones(2, 6)), model[4](torch.ones(2, 6)))
+            inline = model(x)
+        assert torch.allclose(inline, masker.compact()(x), atol=1e-6, rtol=0)
+
+
+def test_a_hook_registered_before_the_block_keeps_the_pre_hook_and_sees_the_masked_input() -> None:
+    masker = pruned_mlp(8)
+    model = masker.model
+    seen: list[torch.Tensor] = []
+    handle = model.fc2.register_forward_hook(lambda module, args, output: seen.append(args[0]))
+    try:
+        with torch.no_grad(), masker.applied():
+            assert inline_modules(model) == ["out"]
+            model(torch.randn(5, 6))
+    finally:
+        handle.remove()
+    assert bool((seen[0][:, ~masker.mask("fc1")] == 0).all())
+
+
+def test_a_hook_registered_inside_the_block_gets_a_warning_and_the_output_stays_masked() -> None:
+    masker = pruned_mlp(9)
+    model = masker.model
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        expected = attached_output(masker, x)
+        with masker.applied():
+            handle = model.fc2.register_forward_hook(lambda module, args, output: None)
+            try:
+                with pytest.warns(UserWarning, match="'fc2' registered inside Masker.applied"):
+                    output = model(x)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")
+                    model(x)  # once per consumer
+            finally:
+                handle.remove()
+    assert torch.equal(output, expected)
+
+
+def test_copies_made_inside_the_block() -> None:
+    """``copy.deepcopy`` rebinds the inline forward to the copy; nodeprune's own copies drop it."""
+    from nodeprune._masking.inputs import copy_model
+
+    masker = pruned_mlp(10)
+    model = masker.model
+    x = torch.randn(5, 6)
+    with torch.no_grad(), masker.applied():
+        duplicate = copy.deepcopy(model)
+        stripped = copy_model(model)
+        masked = model(x)
+    with torch.no_grad():
+        assert torch.equal(duplicate(x), masked)  # the copy's own (equal) weights, this masker's masks
+        duplicate.fc2.weight.zero_()
+        assert not torch.equal(duplicate(x), masked) and torch.equal(model(x), model(x))
+        assert inline_modules(stripped) == []
+        assert torch.equal(stripped(x), model(x))  # unmasked
