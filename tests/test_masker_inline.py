@@ -246,3 +246,16 @@ def test_copies_made_inside_the_block() -> None:
         assert not torch.equal(duplicate(x), masked) and torch.equal(model(x), model(x))
         assert inline_modules(stripped) == []
         assert torch.equal(stripped(x), model(x))  # unmasked
+
+
+def test_beyond_the_budget_of_masked_copies_the_input_is_masked_inline(monkeypatch) -> None:
+    from nodeprune._masking import hooks
+
+    masker = pruned_mlp(11)
+    x = torch.randn(6, 6)
+    with torch.no_grad():
+        expected = attached_output(masker, x)
+        monkeypatch.setattr(hooks, "_FOLD_BUDGET", 0)
+        with masker.applied() as model:
+            assert torch.equal(model(x), expected)
+    assert masker._state._folded == {}
