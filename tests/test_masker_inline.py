@@ -259,3 +259,28 @@ def test_beyond_the_budget_of_masked_copies_the_input_is_masked_inline(monkeypat
         with masker.applied() as model:
             assert torch.equal(model(x), expected)
     assert masker._state._folded == {}
+
+
+def test_torch_func_transforms_over_the_parameters() -> None:
+    """vmap over stacked weights (functional_call): a masked copy of a transform's tensor is never kept."""
+    masker = pruned_mlp(12)
+    model = masker.model
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    stacked = {name: torch.stack([p, 2 * p]) for name, p in params.items()}
+    x = torch.randn(5, 6)
+
+    def run(parameters: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.func.functional_call(model, parameters, (x,))
+
+    with torch.no_grad():
+        with masker.applied():
+            both = torch.func.vmap(run)(stacked)
+            first = run(params)
+        masker.attach()
+        try:
+            expected, expected_first = torch.func.vmap(run)(stacked), run(params)
+            one_by_one = torch.stack([expected_first, run({name: 2 * p for name, p in params.items()})])
+        finally:
+            masker.detach()
+    assert torch.equal(both, expected) and torch.equal(first, expected_first)
+    assert torch.allclose(both, one_by_one, atol=1e-6, rtol=0)  # vmap's batched products round differently

@@ -277,7 +277,7 @@ class MaskState:
             weight = linear.weight
             if mask is None:
                 return F.linear(x, weight, linear.bias)
-            if self._substituting or (weight.requires_grad and torch.is_grad_enabled()):
+            if self._substituting or (weight.requires_grad and torch.is_grad_enabled()) or _wrapped(weight):
                 y = x * mask
                 if self._substituting:
                     y = self.substituted(consumer, shape, x, y)
@@ -333,6 +333,11 @@ class MaskState:
             return None if mask is None else output * mask
 
         return mark_hook(hook)
+
+
+def _wrapped(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` is a torch.func transform's (vmap, grad): a masked copy of it must not be kept."""
+    return bool(torch._C._functorch.is_functorch_wrapped_tensor(tensor))
 
 
 class _Reinserted:
