@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -47,12 +47,20 @@ class SuffixSplit:
         The graph nodes the prefix returns: the cut, then the first site's input.
     """
 
-    prefix: fx.GraphModule
     suffix: fx.GraphModule
     first: str
     later: tuple[str, ...]
     cut: int
     names: tuple[str, ...]
+    source: tuple[nn.Module, TracedModel]  # what the prefix is built from, on first use
+    built: dict[str, fx.GraphModule] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def prefix(self) -> fx.GraphModule:
+        """Built on first use: a run that prepares several layers at once uses one joint prefix instead."""
+        if "prefix" not in self.built:
+            self.built["prefix"] = prefix_of(*self.source, self.names)
+        return self.built["prefix"]
 
 
 @dataclass(frozen=True)
@@ -105,8 +113,7 @@ def _module(model: nn.Module, traced: nn.Module, graph: fx.Graph) -> fx.GraphMod
 def trace_model(model: nn.Module, inputs: Sequence[torch.Tensor]) -> TracedModel:
     """Trace ``model`` and find its per-sample nodes (leading dimension = the batch's) by running ``inputs``."""
     graph, traced = _trace(model)
-    module = _module(model, traced, graph)
-    interpreter = fx.Interpreter(module)
+    interpreter = fx.Interpreter(traced)  # the traced copy: its modules share the model's parameters
     interpreter.args_iter = iter(inputs)
     rows = inputs[0].shape[0]
     batch: set[fx.Node] = set()
@@ -193,7 +200,6 @@ def split_model(
     cut.sort(key=position.__getitem__)
 
     names = [n.name for n in cut] + [site_input.name]
-    prefix = prefix_of(model, trace, names)
 
     suffix_graph = fx.Graph()
     env: dict[fx.Node, fx.Node] = {first: suffix_graph.placeholder("site_output")}
@@ -217,12 +223,12 @@ def split_model(
     if pool_before_relu(suffix):
         suffix.recompile()
     return SuffixSplit(
-        prefix=prefix,
         suffix=suffix,
         first=str(first.target),
         later=tuple(later),
         cut=len(cut),
         names=tuple(names),
+        source=(model, trace),
     )
 
 
