@@ -50,7 +50,7 @@ def test_inline_output_is_the_hooks_bit_for_bit_and_the_compacted_models(seed: i
         with masker.applied() as model:
             assert inline_modules(model) == ["fc2", "out"]
             inline = model(x)
-            again = model(x)  # the masked weights come from the cache now
+            again = model(x)
         hooked = attached_output(masker, x)
         compact = masker.compact()(x)
     assert torch.equal(inline, hooked) and torch.equal(again, hooked)
@@ -101,7 +101,7 @@ def test_a_mask_or_weight_changed_inside_the_block_acts_at_the_next_forward() ->
         first = model(x)
         masker.restore("fc1", masker.removed("fc1"))
         restored = model(x)
-        model.fc2.weight.mul_(2.0)  # an in-place change: the cached masked weight must not be reused
+        model.fc2.weight.mul_(2.0)  # an in-place change acts at the next forward
         doubled = model(x)
     with torch.no_grad():
         expected_doubled = attached_output(masker, x)
@@ -161,7 +161,7 @@ def test_nested_blocks_and_attach() -> None:
 
 
 def test_inference_mode_then_gradients() -> None:
-    """A masked weight cached under inference_mode must still serve a forward that autograd records."""
+    """A block used under inference_mode, then for a forward that autograd records (frozen weights)."""
     masker = pruned_mlp(6)
     model = masker.model
     for parameter in model.parameters():
@@ -248,21 +248,39 @@ def test_copies_made_inside_the_block() -> None:
         assert torch.equal(stripped(x), model(x))  # unmasked
 
 
-def test_beyond_the_budget_of_masked_copies_the_input_is_masked_inline(monkeypatch) -> None:
-    from nodeprune._masking import hooks
-
+def test_weights_changed_through_data_between_and_inside_blocks() -> None:
+    """``W.data`` changed in place leaves no trace (no version bump): the masked weight is never cached."""
     masker = pruned_mlp(11)
-    x = torch.randn(6, 6)
+    model = masker.model
+    x = torch.randn(40, 6)
     with torch.no_grad():
-        expected = attached_output(masker, x)
-        monkeypatch.setattr(hooks, "_FOLD_BUDGET", 0)
+        with masker.applied():
+            model(x)
+        model.fc2.weight.data.mul_(3.0)  # between blocks (old-style training loops, clipping)
+        original = model.out.weight.detach().clone()
+        with masker.applied():
+            between = model(x)
+            model.out.weight.data.add_(1.0)  # inside the block
+            inside = model(x)
+        assert torch.equal(inside, attached_output(masker, x))
+        model.out.weight.data.copy_(original)
+        assert torch.equal(between, attached_output(masker, x))
+
+
+@pytest.mark.parametrize("rows", [1, 2, 200])
+def test_a_weight_larger_or_smaller_than_the_input(rows: int) -> None:
+    """Either the weight (smaller) or the input (smaller) is masked; both are the hook's result."""
+    masker = pruned_mlp(13, sizes=(6, 40, 30, 4))
+    x = torch.randn(rows, 6)
+    with torch.no_grad():
         with masker.applied() as model:
-            assert torch.equal(model(x), expected)
-    assert masker._state._folded == {}
+            inline = model(x)
+        assert torch.equal(inline, attached_output(masker, x))
+        assert torch.allclose(inline, masker.compact()(x), atol=1e-6, rtol=0)
 
 
 def test_torch_func_transforms_over_the_parameters() -> None:
-    """vmap over stacked weights (functional_call): a masked copy of a transform's tensor is never kept."""
+    """vmap over stacked weights (functional_call) and plain calls in one block, as through the pre-hooks."""
     masker = pruned_mlp(12)
     model = masker.model
     params = {name: p.detach() for name, p in model.named_parameters()}
@@ -284,3 +302,23 @@ def test_torch_func_transforms_over_the_parameters() -> None:
             masker.detach()
     assert torch.equal(both, expected) and torch.equal(first, expected_first)
     assert torch.allclose(both, one_by_one, atol=1e-6, rtol=0)  # vmap's batched products round differently
+
+
+@pytest.mark.parametrize("how", ["applied", "attach"])
+def test_masks_first_used_under_inference_mode_then_with_autograd(how: str) -> None:
+    """The cached multipliers and merge tables are made outside inference mode (both ways of applying masks)."""
+    masker = pruned_mlp(14)
+    kept = [node for node in range(12) if bool(masker.mask("fc1")[node])]
+    model = masker.model
+    x = torch.randn(3, 6)
+    if how == "attach":
+        masker.attach()
+    try:
+        with masker.applied():
+            with torch.inference_mode():
+                masker.merge("fc1", kept[0], into=kept[1])
+                model(x)
+            model(x).sum().backward()
+    finally:
+        masker.detach()
+    assert model.fc2.weight.grad is not None

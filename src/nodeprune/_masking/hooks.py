@@ -12,10 +12,11 @@ mask costs one dict lookup and three comparisons.
 
 Inside ``Masker.applied()`` a plain ``nn.Linear`` consumer without hooks gets its mask *inline* instead: a
 ``forward`` set on the instance for the block (:meth:`MaskState.register` with ``inline=True``) computes
-``linear(x, W · mask)`` without gradients, with a masked copy of ``W`` kept per change, and ``linear(x · mask,
-W)`` otherwise. For a 0/1 mask both are the hook's result bit for bit (the same products, each zero or
-unchanged, summed in the same order) and give the same gradients; what the inline mask saves is torch's hook
-dispatch and the multiplication of the activations (a fifth of the thesis MLP's masked forward).
+``linear(x, W · mask)`` when autograd does not record and ``W`` is the smaller of the two, else ``linear(x ·
+mask, W)``. For a 0/1 mask both are the hook's result bit for bit (the same products, each zero or unchanged,
+summed in the same order) and give the same gradients; what the inline mask saves is torch's hook dispatch
+and, mostly, the product over the activations. ``W · mask`` is computed at every call, never kept: an
+in-place change of ``W.data`` leaves no trace a cache could check.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ from .substitution import InputSubstitution, Substitution
 __all__ = ["Handle", "MaskState", "feature_shape", "inlinable", "input_features"]
 
 _Entry = tuple[int, torch.dtype, torch.device, Any]
-_FOLD_BUDGET = 1 << 24
-"""Elements of masked weight copies a MaskState keeps for inline masks (64 MiB of float32); beyond it, ``x · mask``."""
 
 
 class MaskState:
@@ -87,9 +86,8 @@ class MaskState:
         self._substitution_cache: dict[str, _Entry] = {}
         # per consumer: the module, its hook (built once) and the id torch gave it when first registered
         self._hooks: dict[str, tuple[nn.Module, Callable[..., tuple[Any, ...] | None], int]] = {}
-        # per consumer: its inline forward (built once), and the masked weight copies they use
+        # per consumer: its inline forward (built once)
         self._inlined: dict[str, MethodType] = {}
-        self._folded: dict[str, tuple[int, torch.Tensor, int, int, torch.dtype, torch.Tensor]] = {}
         self._warned: set[str] = set()
 
     # ------------------------------------------------------------------ changes
@@ -156,13 +154,15 @@ class MaskState:
     ) -> torch.Tensor | None:
         """``build()`` as a multiplier of ``like``'s dtype and device, reshaped to ``shape``; cached per version.
 
-        This runs in every masked forward, so the common case is one dict lookup and three comparisons.
+        This runs in every masked forward, so the common case is one dict lookup and three comparisons. Built
+        outside inference mode: a multiplier first made under ``torch.inference_mode()`` serves autograd later.
         """
         entry = self._cache.get(key)
         if entry is None or entry[0] != self.version or entry[1] is not like.dtype or entry[2] != like.device:
-            mask = build()
-            if mask is not None:
-                mask = mask.to(device=like.device, dtype=like.dtype).reshape(shape)
+            with torch.inference_mode(False):
+                mask = build()
+                if mask is not None:
+                    mask = mask.to(device=like.device, dtype=like.dtype).reshape(shape).clone()
             entry = (self.version, like.dtype, like.device, mask)
             self._cache[key] = entry
         result: torch.Tensor | None = entry[3]
@@ -173,16 +173,17 @@ class MaskState:
         key = "sub:" + consumer
         entry = self._substitution_cache.get(key)
         if entry is None or entry[0] != self.version or entry[1] is not x.dtype or entry[2] != x.device:
-            plan = self.input_substitution(consumer)
             tensors = None
-            if plan is not None:
-                scales = plan.scales.to(device=x.device, dtype=x.dtype).reshape(shape)
-                offsets = (
-                    None if plan.offsets is None else plan.offsets.to(device=x.device, dtype=x.dtype).reshape(shape)
-                )
-                tensors = (plan.targets.to(x.device), plan.sources.to(x.device), scales) + (
-                    () if offsets is None else (offsets,)
-                )
+            with torch.inference_mode(False):  # (as in :meth:`multiplier`)
+                plan = self.input_substitution(consumer)
+                if plan is not None:
+                    scales = plan.scales.to(device=x.device, dtype=x.dtype).reshape(shape)
+                    offsets = (
+                        None if plan.offsets is None else plan.offsets.to(device=x.device, dtype=x.dtype).reshape(shape)
+                    )
+                    tensors = (plan.targets.to(x.device), plan.sources.to(x.device), scales) + (
+                        () if offsets is None else (offsets,)
+                    )
             entry = (self.version, x.dtype, x.device, tensors)
             self._substitution_cache[key] = entry
         tensors = entry[3]
@@ -277,36 +278,16 @@ class MaskState:
             weight = linear.weight
             if mask is None:
                 return F.linear(x, weight, linear.bias)
-            if self._substituting or (weight.requires_grad and torch.is_grad_enabled()) or _wrapped(weight):
+            if self._substituting or (weight.requires_grad and torch.is_grad_enabled()) or weight.numel() > x.numel():
                 y = x * mask
                 if self._substituting:
                     y = self.substituted(consumer, shape, x, y)
                 return F.linear(y, weight, linear.bias)
-            return F.linear(x, self.folded(consumer, weight, mask), linear.bias)
+            if mask.dtype != weight.dtype or mask.device != weight.device:
+                mask = mask.to(weight)
+            return F.linear(x, weight * mask, linear.bias)
 
         return mark_hook(forward)
-
-    def folded(self, consumer: str, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``weight`` with the input columns ``mask`` removes zeroed: a copy kept until the mask or weight changes.
-
-        The copy is made without gradients and outside inference mode; kept only within :data:`_FOLD_BUDGET`.
-        """
-        entry = self._folded.get(consumer)
-        if (
-            entry is not None
-            and entry[0] == self.version
-            and entry[1] is weight
-            and entry[2] == weight._version
-            and entry[3] == weight.data_ptr()
-            and entry[4] is weight.dtype
-        ):
-            return entry[5]
-        with torch.inference_mode(False), torch.no_grad():
-            result = weight * mask.to(weight.dtype)
-        self._folded.pop(consumer, None)
-        if weight.numel() + sum(kept[5].numel() for kept in self._folded.values()) <= _FOLD_BUDGET:
-            self._folded[consumer] = (self.version, weight, weight._version, weight.data_ptr(), weight.dtype, result)
-        return result
 
     def _warn_hooked(self, consumer: str, linear: nn.Module) -> None:
         """Warn once per consumer when a hook that is not nodeprune's saw an inline-masked layer's input."""
@@ -333,11 +314,6 @@ class MaskState:
             return None if mask is None else output * mask
 
         return mark_hook(hook)
-
-
-def _wrapped(tensor: torch.Tensor) -> bool:
-    """Whether ``tensor`` is a torch.func transform's (vmap, grad): a masked copy of it must not be kept."""
-    return bool(torch._C._functorch.is_functorch_wrapped_tensor(tensor))
 
 
 class _Reinserted:
