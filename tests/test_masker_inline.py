@@ -90,7 +90,13 @@ def test_nothing_is_left_on_the_model_after_the_block_even_when_it_raises() -> N
         raise RuntimeError("inside")
     assert inline_modules(model) == []
     assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())
-    pickle.dumps(model)  # an instance forward (a closure) would not pickle
+    pickle.dumps(model)
+
+
+def test_pickling_inside_the_block_is_refused_as_with_the_pre_hooks() -> None:
+    masker = pruned_mlp()
+    with masker.applied() as model, pytest.raises(TypeError, match="'fc2' carries a Masker's inline mask"):
+        pickle.dumps(model)
 
 
 def test_a_mask_or_weight_changed_inside_the_block_acts_at_the_next_forward() -> None:
@@ -322,3 +328,64 @@ def test_masks_first_used_under_inference_mode_then_with_autograd(how: str) -> N
     finally:
         masker.detach()
     assert model.fc2.weight.grad is not None
+
+
+def test_scores_of_another_masker_inside_an_applied_block_equal_the_naive_loop() -> None:
+    """The engine's probes read layer inputs: an enclosing block's inline masks become pre-hooks for it."""
+    from charpentier_reference import naive_scores
+
+    outer = pruned_mlp(15, sizes=(6, 16, 12, 10, 4))
+    model = outer.model
+    inner = npr.Masker(model, torch.randn(1, 6))
+    inner.remove("fc2", [0, 1, 2, 3])
+    generator = torch.Generator().manual_seed(0)
+    data = (torch.randn(80, 6, generator=generator), torch.randint(0, 4, (80,), generator=generator))
+    outer.attach()
+    try:
+        expected = naive_scores(inner, "fc1", data)
+    finally:
+        outer.detach()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with outer.applied():
+            scores = npr.LossDelta(data, verbose=False).score(inner, "fc1")
+            assert inline_modules(model) == ["fc2", "fc3", "out"]  # back after the scoring
+    assert torch.allclose(scores.double(), expected, atol=1e-7, rtol=0)
+
+
+def test_a_backward_hook_registered_inside_the_block_gets_the_warning() -> None:
+    masker = pruned_mlp(16)
+    model = masker.model
+    with masker.applied():
+        handle = model.fc2.register_full_backward_hook(lambda module, grad_in, grad_out: None)
+        try:
+            with pytest.warns(UserWarning, match="input \\(or its gradient\\)"):
+                model(torch.randn(3, 6, requires_grad=True)).sum().backward()
+        finally:
+            handle.remove()
+
+
+def test_a_keyword_call_through_the_pre_hooks_is_a_clear_error() -> None:
+    class KeywordCall(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.out = nn.Linear(4, 6), nn.Linear(6, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(input=torch.relu(self.fc1(x)))
+
+    torch.manual_seed(17)
+    model = KeywordCall().eval()
+    masker = npr.Masker(model, torch.randn(1, 4))
+    masker.remove("fc1", [2])
+    x = torch.randn(5, 4)
+    with torch.no_grad():
+        with masker.applied():
+            inline = model(x)
+        assert torch.allclose(inline, masker.compact()(x), atol=1e-6, rtol=0)
+        masker.attach()
+        try:
+            with pytest.raises(TypeError, match="called with its input as a keyword"):
+                model(x)
+        finally:
+            masker.detach()

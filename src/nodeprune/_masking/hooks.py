@@ -10,35 +10,27 @@ the zeroed inputs (:mod:`~nodeprune._masking.substitution`).
 The multipliers are built once per change and cached by dtype and device, so a hook call on an unchanged
 mask costs one dict lookup and three comparisons.
 
-Inside ``Masker.applied()`` a plain ``nn.Linear`` consumer without hooks gets its mask *inline* instead: a
-``forward`` set on the instance for the block (:meth:`MaskState.register` with ``inline=True``) computes
-``linear(x, W · mask)`` when autograd does not record and ``W`` is the smaller of the two, else ``linear(x ·
-mask, W)``. For a 0/1 mask both are the hook's result bit for bit (the same products, each zero or unchanged,
-summed in the same order) and give the same gradients; what the inline mask saves is torch's hook dispatch
-and, mostly, the product over the activations. ``W · mask`` is computed at every call, never kept: an
-in-place change of ``W.data`` leaves no trace a cache could check.
+Inside ``Masker.applied()`` a plain ``nn.Linear`` consumer without hooks gets its mask *inline* instead, in
+its own forward (:mod:`~nodeprune._masking.inline`).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
-from types import MethodType
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.nn import functional as F
-from torch.utils.hooks import RemovableHandle
 
 from .._guard import weight_of
 from . import substitution as _substitution
 from .discovery import ConsumerSlice, NodeLayer
-from .inputs import HOOK_MARK, foreign_hooks, mark_hook
+from .inline import Inlined, InlineForward, demote_inlined, inlinable
+from .inputs import mark_hook
 from .structure import is_conv1d
 from .substitution import InputSubstitution, Substitution
 
-__all__ = ["Handle", "MaskState", "feature_shape", "inlinable", "input_features"]
+__all__ = ["Handle", "MaskState", "feature_shape", "input_features"]
 
 _Entry = tuple[int, torch.dtype, torch.device, Any]
 
@@ -87,7 +79,7 @@ class MaskState:
         # per consumer: the module, its hook (built once) and the id torch gave it when first registered
         self._hooks: dict[str, tuple[nn.Module, Callable[..., tuple[Any, ...] | None], int]] = {}
         # per consumer: its inline forward (built once)
-        self._inlined: dict[str, MethodType] = {}
+        self._inlined: dict[str, InlineForward] = {}
         self._warned: set[str] = set()
 
     # ------------------------------------------------------------------ changes
@@ -201,19 +193,22 @@ class MaskState:
         A consumer's hook is built and registered through torch's API once; afterwards it is put back under the
         id torch gave it (about a tenth of the cost: ``applied()`` registers on every entry), unless that id is
         in use (nested ``applied()`` blocks: then a new registration, so that each block removes its own).
-        With ``inline``, a consumer that :func:`inlinable` accepts gets its mask in a ``forward`` set on the
-        instance instead (see the module's docstring); hooks registered on it later see its unmasked input.
+        With ``inline``, a consumer that :func:`~nodeprune._masking.inline.inlinable` accepts gets its mask in a
+        ``forward`` set on the instance instead; without, inline masks already on the model (an enclosing
+        ``applied()``, perhaps of another masker) become their pre-hooks until the handles are removed.
         """
         handles: list[Handle] = []
         try:
+            if not inline:
+                handles.extend(demote_inlined(self.model))
             for consumer in self.consumer_slices:
                 module = _submodule(self.model, consumer)
                 if inline and inlinable(module):
-                    method = self._inlined.get(consumer)
-                    if method is None or method.__self__ is not module:
-                        method = self._inlined[consumer] = MethodType(self._inline_forward(consumer), module)
-                    module.__dict__["forward"] = method
-                    handles.append(_Inlined(module, method))
+                    forward = self._inlined.get(consumer)
+                    if forward is None or forward.module is not module:
+                        assert isinstance(module, nn.Linear)  # (inlinable)
+                        forward = self._inlined[consumer] = InlineForward(self, consumer, module)
+                    handles.append(Inlined(forward))
                     continue
                 built = self._hooks.get(consumer)
                 table = module._forward_pre_hooks
@@ -243,6 +238,12 @@ class MaskState:
             return self.input_mask(consumer)
 
         def hook(_module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+            if not args:
+                raise TypeError(
+                    f"nodeprune masks the input of {consumer!r} in a forward pre-hook, which sees positional "
+                    "arguments only, and it was called with its input as a keyword: call it positionally (inside "
+                    "Masker.applied() a plain nn.Linear takes its mask in its forward and accepts either)"
+                )
             x = args[0]
             mask = self.multiplier(key, build, shape, x)
             if mask is None:
@@ -253,54 +254,6 @@ class MaskState:
             return (y,) if len(args) == 1 else (y, *args[1:])
 
         return mark_hook(hook)
-
-    def _inline_forward(self, consumer: str) -> Callable[[nn.Linear, torch.Tensor], torch.Tensor]:
-        shape = (-1,)
-        key = "in:" + consumer
-        globals_ = nn.modules.module
-
-        def build() -> torch.Tensor | None:
-            return self.input_mask(consumer)
-
-        def forward(linear: nn.Linear, input: torch.Tensor) -> torch.Tensor:  # the name nn.Linear.forward gives it
-            x = input
-            if (
-                linear._forward_pre_hooks
-                or linear._forward_hooks
-                or globals_._global_forward_pre_hooks
-                or globals_._global_forward_hooks
-            ):
-                built = self._hooks.get(consumer)
-                if built is not None and built[0] is linear and built[1] in linear._forward_pre_hooks.values():
-                    return F.linear(x, linear.weight, linear.bias)  # this state's pre-hook has masked x already
-                self._warn_hooked(consumer, linear)
-            mask = self.multiplier(key, build, shape, x)
-            weight = linear.weight
-            if mask is None:
-                return F.linear(x, weight, linear.bias)
-            if self._substituting or (weight.requires_grad and torch.is_grad_enabled()) or weight.numel() > x.numel():
-                y = x * mask
-                if self._substituting:
-                    y = self.substituted(consumer, shape, x, y)
-                return F.linear(y, weight, linear.bias)
-            if mask.dtype != weight.dtype or mask.device != weight.device:
-                mask = mask.to(weight)
-            return F.linear(x, weight * mask, linear.bias)
-
-        return mark_hook(forward)
-
-    def _warn_hooked(self, consumer: str, linear: nn.Module) -> None:
-        """Warn once per consumer when a hook that is not nodeprune's saw an inline-masked layer's input."""
-        hooks = [*linear._forward_pre_hooks.values(), *linear._forward_hooks.values()]
-        if consumer in self._warned or (all(getattr(h, HOOK_MARK, False) for h in hooks) and not foreign_hooks(None)):
-            return
-        self._warned.add(consumer)
-        warnings.warn(
-            f"a hook on {consumer!r} registered inside Masker.applied() sees the layer's input before its mask "
-            "(the mask acts inside the layer's forward there); register it before entering the block, or use "
-            "Masker.attach(), for the masked input. The model's output is the masked one either way.",
-            stacklevel=3,
-        )
 
     def _output_hook(self, layer: NodeLayer) -> Callable[..., torch.Tensor | None]:
         shape = feature_shape(layer.module)
@@ -328,42 +281,10 @@ class _Reinserted:
         self.table.pop(self.id, None)
 
 
-class _Inlined:
-    """An inline mask set as a module's ``forward``; ``remove()`` takes it away again (if it is still there)."""
+class Handle(Protocol):
+    """What :meth:`MaskState.register` returns per hook: something to ``remove()``."""
 
-    __slots__ = ("method", "module")
-
-    def __init__(self, module: nn.Module, method: MethodType) -> None:
-        self.module, self.method = module, method
-
-    def remove(self) -> None:
-        if self.module.__dict__.get("forward") is self.method:
-            del self.module.__dict__["forward"]
-
-
-Handle = RemovableHandle | _Reinserted | _Inlined
-"""What :meth:`MaskState.register` returns per hook: something to ``remove()``."""
-
-
-def inlinable(module: nn.Module) -> bool:
-    """Whether a consumer can take its mask inline: a plain ``nn.Linear`` without hooks or a ``forward`` of its own.
-
-    Anything else (subclasses, modules with hooks, also nodeprune's, and torch's global hooks) keeps the
-    forward pre-hook, so that hooks already there keep seeing what they saw.
-    """
-    return (
-        type(module) is nn.Linear
-        and "forward" not in module.__dict__
-        and not (
-            module._forward_pre_hooks
-            or module._forward_hooks
-            or module._backward_hooks
-            or module._backward_pre_hooks
-            or foreign_hooks(None)
-            or nn.modules.module._global_backward_hooks
-            or nn.modules.module._global_backward_pre_hooks
-        )
-    )
+    def remove(self) -> None: ...
 
 
 def _submodule(model: nn.Module, name: str) -> nn.Module:
