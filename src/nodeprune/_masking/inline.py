@@ -62,10 +62,16 @@ class InlineForward:
     model whose layer has a stray ``forward``.
     """
 
-    __slots__ = ("consumer", "module", "state")
+    __slots__ = ("build", "consumer", "keys", "module", "state")
 
     def __init__(self, state: MaskState, consumer: str, module: nn.Linear) -> None:
         self.state, self.consumer, self.module = state, consumer, module
+        self.keys = ("in:" + consumer, "w:" + consumer)  # the mask as a multiplier of the input, of the weight
+
+        def build() -> torch.Tensor | None:
+            return state.input_mask(consumer)
+
+        self.build = build
 
     def __call__(self, input: torch.Tensor) -> torch.Tensor:  # the name nn.Linear.forward gives it
         state, linear, x = self.state, self.module, input
@@ -78,18 +84,17 @@ class InlineForward:
             or _MODULES._global_forward_hooks
         ):
             _warn_hooked(state, self.consumer, linear)
-        mask = state.multiplier("in:" + self.consumer, lambda: state.input_mask(self.consumer), (-1,), x)
         weight = linear.weight
-        if mask is None:
-            return F.linear(x, weight, linear.bias)
         if state._substituting or (weight.requires_grad and torch.is_grad_enabled()) or weight.numel() > x.numel():
+            mask = state.multiplier(self.keys[0], self.build, (-1,), x)
+            if mask is None:
+                return F.linear(x, weight, linear.bias)
             y = x * mask
             if state._substituting:
                 y = state.substituted(self.consumer, (-1,), x, y)
             return F.linear(y, weight, linear.bias)
-        if mask.dtype != weight.dtype or mask.device != weight.device:
-            mask = mask.to(weight)
-        return F.linear(x, weight * mask, linear.bias)
+        mask = state.multiplier(self.keys[1], self.build, (-1,), weight)
+        return F.linear(x, weight if mask is None else weight * mask, linear.bias)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> InlineForward:
         return InlineForward(self.state, self.consumer, copy.deepcopy(self.module, memo))
