@@ -8,8 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from ._masking import mask_file as _maskfile
 from ._masking import substitution as _substitution
 from ._masking.compaction import CompactionError, LayerSummary, MaskSummary
 from ._masking.discovery import ConsumerSlice, Discovery, NodeLayer, discover
-from ._masking.hooks import Handle, MaskState
+from ._masking.hooks import Applied, Handle, MaskState
 from ._masking.inputs import as_inputs, check_model
 from ._masking.layers import inexact_warning
 from ._masking.mask_file import write_atomically
@@ -319,17 +318,11 @@ class Masker:
         hooks registered on it inside the block see its input unmasked, with a warning. :meth:`attach` uses
         forward pre-hooks only.
         """
-        return self._applying(inline=True)
+        return Applied(self._state, inline=True, attached=self._attached)
 
-    @contextmanager
-    def _applying(self, inline: bool) -> Iterator[nn.Module]:
+    def _applying(self, inline: bool) -> contextlib.AbstractContextManager[nn.Module]:
         """:meth:`applied`; ``inline=False``: pre-hooks only, for readers of consumer inputs inside the block."""
-        handles = [] if self._attached else self._state.register(inline=inline)
-        try:
-            yield self.model
-        finally:
-            for handle in handles:
-                handle.remove()
+        return Applied(self._state, inline=inline, attached=self._attached)
 
     @property
     def attached(self) -> bool:

@@ -30,7 +30,7 @@ from .inputs import mark_hook
 from .structure import is_conv1d
 from .substitution import InputSubstitution, Substitution
 
-__all__ = ["Handle", "MaskState", "feature_shape", "input_features"]
+__all__ = ["Applied", "Handle", "MaskState", "feature_shape", "input_features"]
 
 _Entry = tuple[int, torch.dtype, torch.device, Any]
 
@@ -279,6 +279,31 @@ class _Reinserted:
 
     def remove(self) -> None:
         self.table.pop(self.id, None)
+
+
+class Applied:
+    """The ``with`` block of ``Masker.applied()``: registers the masks on entering, removes them on leaving.
+
+    ``attached`` is the masker's list of persistent handles: when it is not empty on entering, the masks act
+    already and nothing is registered. (A class rather than a generator: entering and leaving run on every
+    masked forward of a loop like ``with masker.applied(): model(x)``.)
+    """
+
+    __slots__ = ("attached", "handles", "inline", "state")
+
+    def __init__(self, state: MaskState, *, inline: bool, attached: list[Handle]) -> None:
+        self.state, self.inline, self.attached = state, inline, attached
+        self.handles: list[Handle] = []
+
+    def __enter__(self) -> nn.Module:
+        if not self.attached:
+            self.handles = self.state.register(inline=self.inline)
+        return self.state.model
+
+    def __exit__(self, *_: object) -> None:
+        handles, self.handles = self.handles, []
+        for handle in handles:
+            handle.remove()
 
 
 class Handle(Protocol):

@@ -190,7 +190,9 @@ def inlinable(module: nn.Module) -> bool:
             or module._forward_hooks
             or module._backward_hooks
             or module._backward_pre_hooks
-            or foreign_hooks(None)
+            or _MODULES._global_forward_pre_hooks
+            or _MODULES._global_forward_hooks
+            or _MODULES._global_forward_hooks_always_called
             or _MODULES._global_backward_hooks
             or _MODULES._global_backward_pre_hooks
         )
